@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# System packages the test suite uses, installed only where missing (Debian; needs root or sudo).
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! command -v apt-get >/dev/null; then
+  echo "install-test-deps: please install ${need[*]} (tests that need them will skip)" >&2; exit 0
+fi
+echo "install-test-deps: installing ${need[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""Answers: extractive (default, no LLM) and OpenAI-compatible chat (streamed), behind one protocol."""

@@ -1,0 +1,60 @@
+"""What an answer is made of: its sources (retrieved chunks) and the answer itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Source:
+    """A retrieved chunk: where it comes from, how it scored, and its text span in the document."""
+
+    n: int
+    document_id: str
+    chunk_id: int
+    collection: str
+    title: str
+    score: float
+    text: str
+    start: int
+    end: int
+    dense_score: float | None = None
+    lexical_score: float | None = None
+    quote: str | None = None
+    quote_start: int | None = None
+    quote_end: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    text: str
+    sources: list[Source]
+    generator: str
+    fallback: bool = False
+    fallback_reason: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "sources": [s.to_json() for s in self.sources],
+            "generator": self.generator,
+            "fallback": self.fallback,
+            "fallback_reason": self.fallback_reason,
+            "timings_ms": self.timings_ms,
+            "cached": self.cached,
+        }
+
+
+class Generator(Protocol):
+    """Writes an answer to a question from numbered sources, as a stream of text pieces."""
+
+    name: str
+
+    def stream(self, question: str, sources: list[Source]) -> AsyncIterator[str]: ...

@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI routes, OpenAI-compatible routes, metrics, the web page."""

@@ -1,0 +1,140 @@
+"""OpenAI-compatible routes, so any OpenAI client or chat UI can use VoiceRAG unchanged.
+
+``/v1/chat/completions``: ``model`` names a collection (or several, joined by ``+``); the last user message
+is the question; the answer is grounded and its sources ride along in an extra ``sources`` field.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from voicerag.api.routes import Rag
+from voicerag.errors import InvalidInput, TooLarge
+
+router = APIRouter(tags=["openai"])
+
+
+class EmbeddingsIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+
+
+@router.get("/v1/models")
+async def models(rag: Rag) -> dict[str, Any]:
+    """Each collection is a chat model; the embedder is an embedding model."""
+    data = [{"id": c["name"], "object": "model", "created": 0, "owned_by": "voicerag"} for c in await rag.list_collections()]
+    data.append({"id": rag.embedder.model_name, "object": "model", "created": 0, "owned_by": "voicerag"})
+    return {"object": "list", "data": data}
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingsIn, rag: Rag) -> dict[str, Any]:
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts or any(not isinstance(t, str) or not t for t in texts):
+        raise InvalidInput("input must be a non-empty string or a list of non-empty strings")
+    if len(texts) > 2048:
+        raise TooLarge(f"{len(texts)} inputs; at most 2048 per request")
+    if body.encoding_format not in (None, "float", "base64"):
+        raise InvalidInput("encoding_format must be 'float' or 'base64'")
+    vectors = await rag.embed(texts)
+    if body.encoding_format == "base64":
+        import base64
+
+        items: list[Any] = [base64.b64encode(np.asarray(v, np.float32).tobytes()).decode() for v in vectors]
+    else:
+        items = [v.tolist() for v in vectors]
+    tokens = sum(len(t.split()) for t in texts)
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(items)],
+        "model": rag.embedder.model_name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def _question(messages: list[ChatMessage]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            content = message.content
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+            if content and content.strip():
+                return content
+    raise InvalidInput("messages must contain a user message with text")
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatIn, rag: Rag) -> Any:
+    question = _question(body.messages)
+    collections = [c for c in body.model.split("+") if c]
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if not body.stream:
+        answer = await rag.ask(question, collections)
+        return {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": len(question.split()), "completion_tokens": len(answer.text.split()),
+                      "total_tokens": len(question.split()) + len(answer.text.split())},
+            "sources": [s.to_json() for s in answer.sources],
+            "voicerag": {"generator": answer.generator, "fallback": answer.fallback,
+                         "fallback_reason": answer.fallback_reason, "cached": answer.cached,
+                         "timings_ms": answer.timings_ms},
+        }
+    events = rag.ask_stream(question, collections)
+    first = await anext(events)  # errors such as an unknown collection become a 4xx before streaming
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        data = {
+            "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        } | extra
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    async def generate() -> AsyncIterator[str]:
+        sources = first.get("sources", [])
+        yield chunk({"role": "assistant", "content": ""})
+        replaced = False
+        async for event in events:
+            if event["type"] == "delta" and not replaced:
+                yield chunk({"content": event["text"]})
+            elif event["type"] == "fallback":
+                replaced = True
+                yield chunk({"content": "\n\n" + event["text"]})
+            elif event["type"] == "done":
+                answer = event["answer_obj"]
+                yield chunk({}, "stop", sources=sources,
+                            voicerag={"generator": answer.generator, "fallback": answer.fallback,
+                                      "fallback_reason": answer.fallback_reason, "cached": answer.cached})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(generate(), media_type="text/event-stream")

@@ -1,0 +1,228 @@
+"""REST routes: collections, documents, search, ask (JSON or server-sent events), cache, health, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from voicerag.app import VoiceRAG
+from voicerag.documents.loaders import Document, load_bytes
+from voicerag.errors import InvalidInput, NotFound, TooLarge
+
+router = APIRouter()
+
+
+def get_rag(request: Request) -> VoiceRAG:
+    return request.app.state.rag
+
+
+Rag = Annotated[VoiceRAG, Depends(get_rag)]
+
+
+class DocumentIn(BaseModel):
+    id: str = Field(min_length=1, max_length=1024)
+    text: str = Field(min_length=1)
+    title: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DocumentsIn(BaseModel):
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class _Query(BaseModel):
+    collections: list[str] | None = None
+    collection: str | None = None
+    mode: Literal["dense", "lexical", "hybrid"] | None = None
+    k: int | None = None
+
+    def names(self) -> list[str]:
+        names = list(self.collections or []) + ([self.collection] if self.collection else [])
+        if not names:
+            raise InvalidInput("name the collection to search: 'collection' or 'collections'")
+        return names
+
+
+class SearchIn(_Query):
+    query: str
+
+
+class AskIn(_Query):
+    question: str
+    stream: bool = False
+
+
+# ---- health and metrics ------------------------------------------------------------------------------------
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+async def readyz(rag: Rag) -> JSONResponse:
+    """Dependencies answer (database, Redis when configured); pool figures."""
+    checks = await rag.health()
+    ready = all(c["ok"] for name, c in checks.items() if name == "database")
+    body = {"status": "ready" if ready else "unavailable", "checks": checks, "pools": rag.pools.stats()}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", tags=["health"])
+async def metrics(rag: Rag) -> Response:
+    """Prometheus text format."""
+    return Response(rag.metrics.render(rag.cache, rag.pools), media_type="text/plain; version=0.0.4")
+
+
+# ---- collections and documents -----------------------------------------------------------------------------
+
+
+@router.get("/v1/collections", tags=["documents"])
+async def list_collections(rag: Rag) -> dict[str, Any]:
+    return {"collections": await rag.list_collections()}
+
+
+@router.get("/v1/collections/{name}", tags=["documents"])
+async def get_collection(name: str, rag: Rag) -> dict[str, Any]:
+    for c in await rag.list_collections():
+        if c["name"] == name:
+            return c
+    raise NotFound(f"collection {name!r} does not exist")
+
+
+@router.put("/v1/collections/{name}", tags=["documents"], status_code=201)
+async def create_collection(name: str, rag: Rag) -> dict[str, Any]:
+    """Create an empty collection (ingesting into a missing one creates it too)."""
+    from voicerag.retrieval.search import check_collection_name
+
+    generation = await rag.store.ensure_collection(check_collection_name(name))
+    return {"name": name, "generation": generation}
+
+
+@router.delete("/v1/collections/{name}", tags=["documents"])
+async def delete_collection(name: str, rag: Rag) -> dict[str, Any]:
+    await rag.delete_collection(name)
+    return {"deleted": name}
+
+
+@router.post("/v1/collections/{name}/documents", tags=["documents"])
+async def add_documents(name: str, body: DocumentsIn, rag: Rag) -> dict[str, Any]:
+    """Add or replace documents given as JSON. Unchanged documents are skipped."""
+    if len(body.documents) > rag.settings.max_documents_per_request:
+        raise TooLarge(
+            f"{len(body.documents)} documents in one request; at most {rag.settings.max_documents_per_request}"
+        )
+    docs = [Document(d.id, d.text, d.title, d.metadata) for d in body.documents]
+    return (await rag.ingest(name, docs)).to_json()
+
+
+@router.post("/v1/collections/{name}/files", tags=["documents"])
+async def upload_files(
+    name: str,
+    rag: Rag,
+    files: Annotated[list[UploadFile], File(description="txt, md, html, pdf, docx or jsonl files")],
+    document_id: Annotated[str | None, Form(description="id for a single uploaded file")] = None,
+) -> dict[str, Any]:
+    """Upload files (multipart). Every file is parsed before anything is stored: one bad file stores nothing."""
+    if document_id is not None and len(files) != 1:
+        raise InvalidInput("document_id can only be given with exactly one file")
+    docs: list[Document] = []
+    for upload in files:
+        data = await upload.read()
+        filename = upload.filename or "upload.txt"
+        docs.extend(load_bytes(data, filename, doc_id=document_id or filename))
+    return (await rag.ingest(name, docs)).to_json()
+
+
+@router.get("/v1/collections/{name}/documents", tags=["documents"])
+async def list_documents(
+    name: str, rag: Rag, limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+) -> dict[str, Any]:
+    return {"documents": await rag.list_documents(name, limit, offset)}
+
+
+@router.get("/v1/collections/{name}/documents/{doc_id:path}", tags=["documents"])
+async def get_document(name: str, doc_id: str, rag: Rag) -> dict[str, Any]:
+    return await rag.get_document(name, doc_id)
+
+
+@router.delete("/v1/collections/{name}/documents/{doc_id:path}", tags=["documents"])
+async def delete_document(name: str, doc_id: str, rag: Rag) -> dict[str, Any]:
+    generation = await rag.delete_documents(name, [doc_id])
+    return {"deleted": doc_id, "generation": generation}
+
+
+# ---- search and ask ----------------------------------------------------------------------------------------
+
+
+@router.post("/v1/search", tags=["query"])
+async def search(body: SearchIn, rag: Rag) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    sources = await rag.pipeline.search(body.query, body.names(), body.mode, body.k, timings)
+    return {"results": [s.to_json() for s in sources], "timings_ms": timings}
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.post("/v1/ask", tags=["query"])
+async def ask(body: AskIn, rag: Rag) -> Any:
+    """A grounded answer with sources. With ``stream: true``, server-sent events: sources, delta, fallback,
+    done (the whole answer), error."""
+    names = body.names()
+    if not body.stream:
+        return (await rag.ask(body.question, names, body.mode, body.k)).to_json()
+    events = rag.ask_stream(body.question, names, body.mode, body.k)
+    first = await anext(events)  # validation errors surface here, as a 4xx, before the stream starts
+
+    async def generate() -> AsyncIterator[str]:
+        yield sse(first["type"], {k: v for k, v in first.items() if k != "type"})
+        try:
+            async for event in events:
+                if event["type"] == "done":
+                    yield sse("done", event["answer_obj"].to_json())
+                else:
+                    yield sse(event["type"], {k: v for k, v in event.items() if k != "type"})
+        except Exception as exc:
+            yield sse("error", {"detail": str(exc) or type(exc).__name__})
+
+    return StreamingResponse(generate(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+# ---- cache ---------------------------------------------------------------------------------------------------
+
+
+@router.get("/v1/cache/stats", tags=["cache"])
+async def cache_stats(rag: Rag) -> dict[str, Any]:
+    """Per policy: hits, misses, hit rate and per-tier figures."""
+    return rag.cache.stats_json()
+
+
+@router.delete("/v1/cache", tags=["cache"])
+async def cache_clear(
+    rag: Rag,
+    policy: str | None = None,
+    collection: str | None = None,
+    pattern: str | None = None,
+) -> dict[str, Any]:
+    """Invalidate by policy, by collection, by key pattern (glob over ``vr1:POLICY:HASH``), or everything."""
+    try:
+        removed = await rag.cache.invalidate(
+            policy=policy, tag=f"collection:{collection}" if collection else None, pattern=pattern
+        )
+    except KeyError:
+        raise InvalidInput(f"unknown cache policy {policy!r}; one of {', '.join(rag.cache.policies)}") from None
+    return {"removed": removed}
+
+
+@router.delete("/v1/cache/{policy}", tags=["cache"])
+async def cache_clear_policy(policy: str, rag: Rag) -> dict[str, Any]:
+    return await cache_clear(rag, policy=policy)

@@ -1,0 +1,38 @@
+"""Tiered caching: L1 memory, L2 Redis, L3 SQL; policies per kind of value; invalidation across replicas."""
+
+from __future__ import annotations
+
+from voicerag.cache.tiered import POLICY_NAMES, Policy, TieredCache
+from voicerag.cache.tiers import CacheTier, MemoryTier, RedisTier, SQLTier
+from voicerag.config import Settings
+from voicerag.pools import Pools
+
+MEMORY_SHARES = {"embedding": 0.25, "search": 0.15, "answer": 0.15, "tts": 0.35, "stt": 0.10}
+
+
+def policies_from(settings: Settings) -> dict[str, Policy]:
+    ttl = {
+        "embedding": settings.cache_ttl_embedding_s,
+        "search": settings.cache_ttl_search_s,
+        "answer": settings.cache_ttl_answer_s,
+        "tts": settings.cache_ttl_tts_s,
+        "stt": settings.cache_ttl_stt_s,
+    }
+    return {name: Policy(name, ttl[name], MEMORY_SHARES[name]) for name in POLICY_NAMES}
+
+
+def build_cache(settings: Settings, pools: Pools) -> TieredCache:
+    """The cache with the tiers that Settings switch on (Redis only when ``redis_url`` is set)."""
+    policies = policies_from(settings)
+    budget = int(settings.cache_memory_mb * 1024 * 1024)
+    tiers: list[CacheTier] = []
+    if budget > 0:
+        tiers.append(MemoryTier({name: int(budget * p.memory_share) for name, p in policies.items()}))
+    if pools.redis is not None and settings.cache_redis:
+        tiers.append(RedisTier(pools.redis))
+    if settings.cache_sql:
+        tiers.append(SQLTier(pools.engine))
+    return TieredCache(tiers, policies, enabled=settings.cache_enabled)
+
+
+__all__ = ["TieredCache", "Policy", "build_cache", "policies_from", "MemoryTier", "RedisTier", "SQLTier"]

@@ -1,0 +1,63 @@
+"""Cross-replica invalidation: a generation bump is published over Redis pub/sub; listeners drop what is stale."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "voicerag:invalidate"
+
+
+class InvalidationBus:
+    """Publishes ``{"collection", "generation", "origin"}`` on every write; calls ``on_message`` for others'."""
+
+    def __init__(self, redis: Any, origin: str, on_message: Callable[[dict[str, Any]], Awaitable[None]]):
+        self.redis = redis
+        self.origin = origin
+        self.on_message = on_message
+        self._task: asyncio.Task[None] | None = None
+        self.received = 0
+
+    async def publish(self, collection: str, generation: int) -> None:
+        message = json.dumps({"collection": collection, "generation": generation, "origin": self.origin})
+        try:
+            await self.redis.publish(CHANNEL, message)
+        except Exception as exc:  # other replicas still read the generation from the database
+            log.warning("could not publish invalidation for %r: %s", collection, exc)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    data = json.loads(message["data"])
+                    if data.get("origin") != self.origin:
+                        self.received += 1
+                        await self.on_message(data)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("invalidation listener reconnecting after: %s", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task

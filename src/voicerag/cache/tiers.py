@@ -1,0 +1,283 @@
+"""Cache tiers: L1 in-process (TTL + LRU by bytes), L2 Redis, L3 SQL. All store bytes under string keys."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voicerag.documents.store import cache_entries
+
+log = logging.getLogger(__name__)
+
+
+class CacheTier(Protocol):
+    """One level of the cache. Failures never raise to the caller: a failed get is a miss."""
+
+    name: str
+
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, ttl_s: float, policy: str, tags: tuple[str, ...]) -> None: ...
+    async def delete(self, keys: list[str]) -> None: ...
+    async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int: ...
+
+
+@dataclass
+class _Entry:
+    value: bytes
+    expires_at: float
+    policy: str
+    tags: tuple[str, ...]
+
+
+class MemoryTier:
+    """In-process LRU with TTL, bounded by bytes per policy (each policy gets its share of the budget)."""
+
+    name = "memory"
+
+    def __init__(self, budgets: dict[str, int]):
+        self.budgets = budgets
+        self._lru: dict[str, OrderedDict[str, _Entry]] = {p: OrderedDict() for p in budgets}
+        self._bytes: dict[str, int] = dict.fromkeys(budgets, 0)
+        self.evictions: dict[str, int] = dict.fromkeys(budgets, 0)
+        self._lock = threading.Lock()
+
+    def bytes_used(self, policy: str) -> int:
+        return self._bytes.get(policy, 0)
+
+    def entries(self, policy: str) -> int:
+        return len(self._lru.get(policy, ()))
+
+    def _policy_of(self, key: str) -> str | None:
+        parts = key.split(":", 2)
+        return parts[1] if len(parts) == 3 and parts[1] in self._lru else None
+
+    async def get(self, key: str) -> bytes | None:
+        policy = self._policy_of(key)
+        if policy is None:
+            return None
+        with self._lock:
+            lru = self._lru[policy]
+            entry = lru.get(key)
+            if entry is None:
+                return None
+            if entry.expires_at <= time.time():
+                self._drop(policy, key)
+                return None
+            lru.move_to_end(key)
+            return entry.value
+
+    def _drop(self, policy: str, key: str) -> None:
+        entry = self._lru[policy].pop(key, None)
+        if entry is not None:
+            self._bytes[policy] -= len(entry.value) + len(key)
+
+    async def set(self, key: str, value: bytes, ttl_s: float, policy: str, tags: tuple[str, ...]) -> None:
+        budget = self.budgets.get(policy, 0)
+        size = len(value) + len(key)
+        if size > budget:
+            return
+        with self._lock:
+            lru = self._lru[policy]
+            self._drop(policy, key)
+            lru[key] = _Entry(value, time.time() + ttl_s, policy, tags)
+            self._bytes[policy] += size
+            while self._bytes[policy] > budget:
+                old_key, _ = next(iter(lru.items()))
+                self._drop(policy, old_key)
+                self.evictions[policy] += 1
+
+    async def delete(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                policy = self._policy_of(key)
+                if policy:
+                    self._drop(policy, key)
+
+    async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int:
+        removed = 0
+        with self._lock:
+            for name, lru in self._lru.items():
+                if policy and name != policy:
+                    continue
+                doomed = [
+                    k
+                    for k, e in lru.items()
+                    if (tag is None or tag in e.tags) and (pattern is None or fnmatch.fnmatchcase(k, pattern))
+                ]
+                for k in doomed:
+                    self._drop(name, k)
+                removed += len(doomed)
+        return removed
+
+
+class RedisTier:
+    """Redis (redis-py asyncio + hiredis, pooled). Short timeouts; when Redis is down, the tier steps aside for
+    ``retry_after_s`` after each failure, logs one warning per outage, and resumes by itself."""
+
+    name = "redis"
+
+    def __init__(self, redis: Any, retry_after_s: float = 1.0):
+        self.redis = redis
+        self.retry_after_s = retry_after_s
+        self.down_since: float | None = None
+        self._skip_until = 0.0
+        self.errors = 0
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._skip_until
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self._skip_until = time.monotonic() + self.retry_after_s
+        if self.down_since is None:
+            self.down_since = time.time()
+            log.warning("Redis cache tier unavailable (%s); serving from the other tiers", exc or type(exc).__name__)
+
+    def _ok(self) -> None:
+        if self.down_since is not None:
+            log.warning("Redis cache tier back after %.1f s", time.time() - self.down_since)
+            self.down_since = None
+
+    async def get(self, key: str) -> bytes | None:
+        if not self.available:
+            return None
+        try:
+            value = await self.redis.get(key)
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        self._ok()
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_s: float, policy: str, tags: tuple[str, ...]) -> None:
+        if not self.available:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, value, px=int(ttl_s * 1000))
+                for tag in tags:
+                    pipe.sadd(f"vr1:tag:{tag}", key)
+                    pipe.expire(f"vr1:tag:{tag}", int(ttl_s) + 60)
+                await pipe.execute()
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._ok()
+
+    async def delete(self, keys: list[str]) -> None:
+        if keys and self.available:
+            try:
+                await self.redis.delete(*keys)
+            except Exception as exc:
+                self._failed(exc)
+
+    async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int:
+        try:
+            if tag is not None:
+                keys = [k.decode() if isinstance(k, bytes) else k for k in await self.redis.smembers(f"vr1:tag:{tag}")]
+                keys = [k for k in keys if (policy is None or f":{policy}:" in k)]
+                keys = [k for k in keys if pattern is None or fnmatch.fnmatchcase(k, pattern)]
+                if keys:
+                    await self.redis.delete(*keys)
+                return len(keys)
+            match = pattern or (f"vr1:{policy}:*" if policy else "vr1:*")
+            removed = 0
+            batch: list[Any] = []
+            async for key in self.redis.scan_iter(match=match, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    removed += await self.redis.delete(*batch)
+                    batch = []
+            if batch:
+                removed += await self.redis.delete(*batch)
+            return removed
+        except Exception as exc:
+            self._failed(exc)
+            return 0
+
+
+class SQLTier:
+    """A table in the documents database, with expiry; makes a repeated question in a new process a hit."""
+
+    name = "sql"
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self._sets = 0
+        self.errors = 0
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            async with self.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(cache_entries.c.value, cache_entries.c.expires_at).where(cache_entries.c.key == key)
+                    )
+                ).first()
+        except Exception as exc:
+            self.errors += 1
+            log.warning("SQL cache tier read failed: %s", exc)
+            return None
+        if row is None:
+            return None
+        if row[1] <= time.time():
+            await self.delete([key])
+            return None
+        return bytes(row[0])
+
+    async def set(self, key: str, value: bytes, ttl_s: float, policy: str, tags: tuple[str, ...]) -> None:
+        values = {
+            "key": key,
+            "policy": policy,
+            "tags": "|" + "|".join(tags) + "|" if tags else "",
+            "value": value,
+            "expires_at": time.time() + ttl_s,
+        }
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(cache_entries).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[cache_entries.c.key],
+            set_={k: stmt.excluded[k] for k in ("policy", "tags", "value", "expires_at")},
+        )
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(stmt)
+                self._sets += 1
+                if self._sets % 500 == 0:
+                    await conn.execute(delete(cache_entries).where(cache_entries.c.expires_at <= time.time()))
+        except Exception as exc:
+            self.errors += 1
+            log.warning("SQL cache tier write failed: %s", exc)
+
+    async def delete(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(cache_entries).where(cache_entries.c.key.in_(keys)))
+        except Exception as exc:
+            self.errors += 1
+            log.warning("SQL cache tier delete failed: %s", exc)
+
+    async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int:
+        stmt = delete(cache_entries)
+        if policy:
+            stmt = stmt.where(cache_entries.c.policy == policy)
+        if tag:
+            stmt = stmt.where(cache_entries.c.tags.contains(f"|{tag}|", autoescape=True))
+        if pattern:
+            like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(cache_entries.c.key.like(like.replace("*", "%").replace("?", "_"), escape="\\"))
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount or 0)

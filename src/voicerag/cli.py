@@ -1,0 +1,338 @@
+"""The ``voicerag`` command: serve, ingest, search, ask, collections, cache, config, eval."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from voicerag.config import ConfigError, Settings, load_settings, recommend
+
+T = TypeVar("T")
+
+app = typer.Typer(help="VoiceRAG: voice-enabled retrieval-augmented question answering.", no_args_is_help=True)
+config_app = typer.Typer(help="Show, validate and get advice on settings.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure quality on labelled data.", no_args_is_help=True)
+cache_app = typer.Typer(help="Cache statistics and invalidation.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
+app.add_typer(cache_app, name="cache")
+
+console = Console(stderr=True)
+out = Console()
+
+Collections = Annotated[list[str], typer.Option("--collection", "-c", help="collection name (repeatable)")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+Mode = Annotated[str | None, typer.Option("--mode", help="dense, lexical or hybrid")]
+
+
+@app.callback()
+def main(
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOICERAG_CONFIG)")] = None,
+) -> None:
+    if config is not None:
+        os.environ["VOICERAG_CONFIG"] = str(config)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]config error:[/red] {problem}")
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Open VoiceRAG, run ``work(rag)``, close it; user errors print one line and exit 1."""
+    from voicerag.app import VoiceRAG
+    from voicerag.errors import VoiceRAGError
+
+    async def runner() -> T:
+        rag = await VoiceRAG.open(settings or _settings())
+        try:
+            return await work(rag)
+        finally:
+            await rag.aclose()
+
+    try:
+        return asyncio.run(runner())
+    except VoiceRAGError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API, its OpenAPI docs (/docs) and the web page."""
+    import uvicorn
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    console.print(f"VoiceRAG on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    if workers > 1:
+        uvicorn.run("voicerag.api.asgi:app", host=host, port=port, workers=workers, log_level="info")
+    else:
+        from voicerag.api.app import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders (txt, md, html, pdf, docx, jsonl)")],
+    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    as_json: JsonFlag = False,
+) -> None:
+    """Ingest files; a file's document id is its path relative to the argument (re-ingest replaces it)."""
+
+    async def work(rag: Any) -> Any:
+        with Progress(
+            TextColumn("embedding chunks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=as_json,
+        ) as bar:
+            task = bar.add_task("ingest", total=None)
+            report = await rag.ingest_paths(
+                collection, paths, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        return report
+
+    report = _run(work)
+    if as_json:
+        _print_json(report.to_json())
+        return
+    out.print(
+        f"{collection}: {report.documents} documents ({report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged), {report.chunks} chunks in {report.seconds:.2f} s "
+        f"({report.docs_per_s:.1f} docs/s, {report.chunks_per_s:.1f} chunks/s)"
+    )
+
+
+def _source_rows(sources: list[Any]) -> list[dict[str, Any]]:
+    return [s.to_json() for s in sources]
+
+
+@app.command()
+def search(
+    query: str,
+    collection: Collections = ["default"],  # noqa: B006
+    mode: Mode = None,
+    k: Annotated[int | None, typer.Option("-k", help="results")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search collections (hybrid by default)."""
+    sources = _run(lambda rag: rag.search(query, collection, mode, k))
+    if as_json:
+        _print_json({"query": query, "results": _source_rows(sources)})
+        return
+    table = Table("#", "score", "document", "text")
+    for s in sources:
+        table.add_row(str(s.n), f"{s.score:.4f}", s.document_id, s.text[:160])
+    out.print(table)
+
+
+@app.command()
+def ask(
+    question: str,
+    collection: Collections = ["default"],  # noqa: B006
+    mode: Mode = None,
+    k: Annotated[int | None, typer.Option("-k", help="sources to retrieve")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ask a question; prints the grounded answer and its sources."""
+    answer = _run(lambda rag: rag.ask(question, collection, mode, k))
+    if as_json:
+        _print_json(answer.to_json())
+        return
+    out.print(answer.text)
+    if answer.fallback:
+        console.print(f"[yellow](extractive fallback: {answer.fallback_reason})[/yellow]")
+    for s in answer.sources:
+        out.print(f"  [{s.n}] {s.title or s.document_id} ({s.document_id}, score {s.score:.4f})")
+    console.print(f"[dim]{answer.generator}, {'cached, ' if answer.cached else ''}{answer.timings_ms}[/dim]")
+
+
+@app.command()
+def collections(as_json: JsonFlag = False) -> None:
+    """List collections with their document and chunk counts."""
+    rows = _run(lambda rag: rag.list_collections())
+    if as_json:
+        _print_json({"collections": rows})
+        return
+    table = Table("collection", "documents", "chunks", "generation")
+    for r in rows:
+        table.add_row(r["name"], str(r["documents"]), str(r["chunks"]), str(r["generation"]))
+    out.print(table)
+
+
+@app.command()
+def delete(
+    collection: Annotated[str, typer.Option("--collection", "-c")],
+    document: Annotated[list[str] | None, typer.Option("--document", "-d", help="document id (repeatable)")] = None,
+) -> None:
+    """Delete documents from a collection, or the whole collection when no --document is given."""
+
+    async def work(rag: Any) -> None:
+        if document:
+            await rag.delete_documents(collection, document)
+        else:
+            await rag.delete_collection(collection)
+
+    _run(work)
+    out.print(f"deleted {', '.join(document) if document else 'collection ' + collection}")
+
+
+# ---- config ------------------------------------------------------------------------------------------------
+
+
+@config_app.command("show")
+def config_show(as_json: JsonFlag = False) -> None:
+    """Print the effective settings (secrets hidden)."""
+    settings = _settings()
+    data = settings.model_dump(mode="json")
+    for key in data:
+        if key.endswith("api_key") and data[key]:
+            data[key] = "***"
+    data["resolved_database_url"] = settings.resolved_database_url
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("setting", "value")
+    for key, value in data.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@config_app.command("validate")
+def config_validate() -> None:
+    """Exit 0 if the settings are valid; otherwise print one line per bad value and exit 2."""
+    _settings()
+    out.print("settings are valid")
+
+
+@config_app.command("recommend")
+def config_recommend(
+    chunks: Annotated[int, typer.Option(help="expected number of chunks in the corpus")] = 10_000,
+    cores: Annotated[int | None, typer.Option(help="CPU cores (default: this machine)")] = None,
+    memory_gb: Annotated[float | None, typer.Option(help="RAM in GB (default: this machine)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Suggest a preset, index type and pool sizes for a corpus size and machine, with the reasons."""
+    import psutil
+
+    cores = cores or os.cpu_count() or 1
+    memory_gb = memory_gb or psutil.virtual_memory().total / 1e9
+    rec = recommend(chunks, cores, memory_gb)
+    if as_json:
+        _print_json(rec.__dict__)
+        return
+    out.print(f"preset: [bold]{rec.preset}[/bold]   index_type: [bold]{rec.index_type}[/bold]")
+    out.print(f"db_pool_size: {rec.db_pool_size}   cpu_concurrency: {rec.cpu_concurrency}   "
+              f"cache_memory_mb: {rec.cache_memory_mb}")
+    for reason in rec.reasons:
+        out.print(f"  - {reason}")
+
+
+# ---- cache -------------------------------------------------------------------------------------------------
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: JsonFlag = False) -> None:
+    """Cache figures of this process (a fresh process: mainly the SQL/Redis tiers' contents are shared)."""
+    stats = _run(lambda rag: _async(rag.cache.stats_json()))
+    if as_json:
+        _print_json(stats)
+        return
+    table = Table("policy", "hits", "misses", "hit rate", "tiers")
+    for name, s in stats.items():
+        table.add_row(name, str(s["hits"]), str(s["misses"]), f"{s['hit_rate']:.2%}", ", ".join(s["tiers"]))
+    out.print(table)
+
+
+async def _async(value: T) -> T:
+    return value
+
+
+@cache_app.command("clear")
+def cache_clear(
+    policy: Annotated[str | None, typer.Option(help="only this policy")] = None,
+    collection: Annotated[str | None, typer.Option(help="only entries of this collection")] = None,
+    pattern: Annotated[str | None, typer.Option(help="glob over keys, e.g. 'vr1:answer:*'")] = None,
+) -> None:
+    """Remove cache entries from every tier (all of them when no filter is given)."""
+
+    async def work(rag: Any) -> dict[str, int]:
+        try:
+            return await rag.cache.invalidate(
+                policy=policy, tag=f"collection:{collection}" if collection else None, pattern=pattern
+            )
+        except KeyError:
+            from voicerag.errors import InvalidInput
+
+            raise InvalidInput(f"unknown policy {policy!r}; one of {', '.join(rag.cache.policies)}") from None
+
+    removed = _run(work)
+    out.print(f"removed: {removed}")
+
+
+# ---- eval --------------------------------------------------------------------------------------------------
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")],
+    mode: Annotated[str, typer.Option(help="dense, lexical or hybrid")] = "hybrid",
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N queries")] = None,
+    answers: Annotated[bool, typer.Option(help="also score the extractive answer on answers.jsonl")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """nDCG@10, Recall@100, MRR@10 and query latency p50/p95 (uncached search)."""
+    from voicerag.evaluation.retrieval import evaluate_retrieval
+
+    if mode not in ("dense", "lexical", "hybrid"):
+        console.print("[red]error:[/red] --mode must be dense, lexical or hybrid")
+        raise typer.Exit(2)
+
+    async def work(rag: Any) -> dict[str, Any]:
+        with Progress(
+            TextColumn("queries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=as_json,
+        ) as bar:
+            task = bar.add_task("eval", total=None)
+            return await evaluate_retrieval(
+                rag, folder, mode, limit, answers, lambda d, t: bar.update(task, completed=d, total=t)  # type: ignore[arg-type]
+            )
+
+    result = _run(work)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("metric", "value")
+    for key in ("queries", "ndcg@10", "recall@100", "mrr@10"):
+        table.add_row(key, str(result[key]))
+    table.add_row("latency p50 / p95 ms", f"{result['latency_ms']['p50']} / {result['latency_ms']['p95']}")
+    if "answer" in result:
+        table.add_row("answer EM / F1", f"{result['answer']['exact_match']} / {result['answer']['f1']}")
+    out.print(table)
+
+
+if __name__ == "__main__":
+    app()

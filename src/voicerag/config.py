@@ -1,0 +1,305 @@
+"""Settings: environment variables ``VOICERAG_*``, an optional TOML file, presets, validation, advice."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+IndexType = Literal["auto", "flat", "ivf", "hnsw"]
+SearchMode = Literal["dense", "lexical", "hybrid"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "development": {
+        "log_level": "DEBUG",
+        "index_type": "flat",
+        "db_pool_size": 2,
+        "db_max_overflow": 2,
+        "http_max_connections": 10,
+        "redis_max_connections": 10,
+        "cpu_concurrency": 2,
+        "cache_memory_mb": 64,
+        "semantic_cache": False,
+    },
+    "production": {
+        "log_level": "INFO",
+        "index_type": "auto",
+        "db_pool_size": 10,
+        "db_max_overflow": 10,
+        "http_max_connections": 100,
+        "redis_max_connections": 50,
+        "cpu_concurrency": 4,
+        "cache_memory_mb": 256,
+        "semantic_cache": False,
+    },
+    "high_performance": {
+        "log_level": "WARNING",
+        "index_type": "hnsw",
+        "db_pool_size": 20,
+        "db_max_overflow": 20,
+        "http_max_connections": 200,
+        "redis_max_connections": 100,
+        "cpu_concurrency": 8,
+        "cache_memory_mb": 1024,
+        "semantic_cache": True,
+        "embed_batch_wait_ms": 2.0,
+    },
+}
+
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("voicerag_config_file", default=None)
+
+
+def _config_file() -> Path | None:
+    """The TOML file: the one passed to load_settings, else ``VOICERAG_CONFIG``."""
+    path = _CONFIG_FILE.get() or os.environ.get("VOICERAG_CONFIG")
+    return Path(path) if path else None
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by ``VOICERAG_CONFIG`` (keys as the field names, top level or [voicerag])."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None):
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        if not self.path.is_file():
+            raise ConfigError([f"config file {self.path} does not exist"])
+        try:
+            data = tomllib.loads(self.path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"config file {self.path} is not valid TOML: {exc}"]) from exc
+        return data.get("voicerag", data)
+
+
+class Settings(BaseSettings):
+    """Every knob of VoiceRAG. Defaults run fully offline on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICERAG_", extra="forbid", validate_default=True)
+
+    preset: Literal["development", "production", "high_performance"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite under data_dir")
+    redis_url: str | None = Field(None, description="enables the Redis cache tier and cross-replica invalidation")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    # documents
+    chunk_words: int = Field(120, ge=16, le=2000, description="target chunk length in words")
+    chunk_overlap_words: int = Field(24, ge=0, le=1000)
+    max_upload_mb: float = Field(50.0, gt=0)
+    max_question_chars: int = Field(2000, ge=10)
+    max_k: int = Field(100, ge=1, le=1000)
+    max_documents_per_request: int = Field(1000, ge=1)
+
+    # embeddings
+    embedder: Literal["local", "openai"] = "local"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_api_base: str = "https://api.openai.com/v1"
+    embedding_api_key: str | None = None
+    embedding_dimensions: int = Field(384, ge=8)
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    embed_batch_wait_ms: float = Field(1.0, ge=0, le=100, description="micro-batch window for query embeddings")
+    onnx_threads: int = Field(2, ge=1, le=64)
+
+    # index and search
+    index_type: IndexType = "auto"
+    hnsw_threshold: int = Field(20_000, ge=0, description="auto: FLAT below this many vectors, HNSW above")
+    index_memory_budget_mb: float = Field(4096, gt=0, description="auto: IVF when HNSW would exceed this")
+    hnsw_m: int = Field(32, ge=4, le=128)
+    hnsw_ef_construction: int = Field(100, ge=8)
+    hnsw_ef_search: int = Field(128, ge=8)
+    ivf_nprobe: int = Field(48, ge=1)
+    search_mode: SearchMode = "hybrid"
+    top_k: int = Field(5, ge=1)
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(50, ge=1, description="per-mode candidates before fusion")
+    cpu_concurrency: int = Field(2, ge=1, le=256, description="concurrent CPU-bound model calls")
+
+    # answers
+    generator: Literal["extractive", "llm"] = "extractive"
+    answer_sentences: int = Field(2, ge=1, le=10)
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(30.0, gt=0)
+    llm_first_token_timeout_s: float = Field(15.0, gt=0)
+    llm_max_tokens: int = Field(512, ge=1)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+
+    # pools
+    db_pool_size: int = Field(5, ge=1)
+    db_max_overflow: int = Field(5, ge=0)
+    db_pool_timeout_s: float = Field(10.0, gt=0)
+    db_pool_recycle_s: int = Field(1800, ge=-1)
+    http_max_connections: int = Field(50, ge=1)
+    http_max_keepalive: int = Field(20, ge=0)
+    http_timeout_s: float = Field(30.0, gt=0)
+    http_connect_timeout_s: float = Field(5.0, gt=0)
+    http_retries: int = Field(2, ge=0, le=10)
+    redis_max_connections: int = Field(20, ge=1)
+    redis_timeout_s: float = Field(0.25, gt=0)
+    redis_health_check_s: int = Field(15, ge=0)
+
+    # cache
+    cache_enabled: bool = True
+    cache_memory_mb: float = Field(128, ge=0)
+    cache_sql: bool = True
+    cache_redis: bool = True
+    cache_ttl_embedding_s: int = Field(7 * 86400, ge=1)
+    cache_ttl_search_s: int = Field(3600, ge=1)
+    cache_ttl_answer_s: int = Field(3600, ge=1)
+    cache_ttl_tts_s: int = Field(30 * 86400, ge=1)
+    cache_ttl_stt_s: int = Field(30 * 86400, ge=1)
+    semantic_cache: bool = False
+    semantic_cache_threshold: float = Field(0.95, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> Settings:
+        if self.chunk_overlap_words >= self.chunk_words:
+            raise ValueError(
+                f"chunk_overlap_words ({self.chunk_overlap_words}) must be smaller than "
+                f"chunk_words ({self.chunk_words})"
+            )
+        if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {self.database_url.split('://')[0]}://)"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _TomlSource(settings_cls, _config_file())
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one, or SQLite under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'voicerag.db').resolve()}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class ConfigError(ValueError):
+    """Invalid settings: one message per bad value."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{where}: {msg} (got {err.get('input')!r})" if err["loc"] else msg)
+    return out
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from env, the TOML file (argument or ``VOICERAG_CONFIG``) and overrides; apply the preset."""
+    token = _CONFIG_FILE.set(Path(config_file) if config_file is not None else None)
+    try:
+        try:
+            settings = Settings(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc)) from None
+        if settings.preset:
+            settings, _ = apply_preset(settings.preset, settings, keep=_explicit_fields(settings, overrides))
+        return settings
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def _explicit_fields(settings: Settings, overrides: dict[str, Any]) -> set[str]:
+    """Fields the user set explicitly (env, file or argument): a preset does not override them."""
+    explicit = set(overrides) | {
+        name for name in Settings.model_fields if f"VOICERAG_{name.upper()}" in os.environ
+    }
+    path = _config_file()
+    if path and path.is_file():
+        data = tomllib.loads(path.read_text())
+        explicit |= set(data.get("voicerag", data))
+    return explicit
+
+
+def apply_preset(
+    name: str, settings: Settings, keep: set[str] | None = None
+) -> tuple[Settings, dict[str, tuple[Any, Any]]]:
+    """Return ``settings`` with preset ``name`` applied, and what changed as {field: (old, new)}."""
+    if name not in PRESETS:
+        raise ConfigError([f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"])
+    keep = keep or set()
+    changes = {
+        key: (getattr(settings, key), value)
+        for key, value in PRESETS[name].items()
+        if key not in keep and getattr(settings, key) != value
+    }
+    updated = settings.model_copy(update={k: new for k, (_, new) in changes.items()} | {"preset": name})
+    return updated, changes
+
+
+@dataclass
+class Recommendation:
+    preset: str
+    index_type: str
+    db_pool_size: int
+    cpu_concurrency: int
+    cache_memory_mb: int
+    reasons: list[str]
+
+
+def recommend(chunks: int, cores: int, memory_gb: float) -> Recommendation:
+    """Suggest preset, index type and pool sizes for a corpus of ``chunks`` on a machine."""
+    reasons = []
+    vector_mb = chunks * 384 * 4 / 1e6
+    hnsw_mb = vector_mb + chunks * 32 * 2 * 4 / 1e6
+    if chunks < 20_000:
+        index = "flat"
+        reasons.append(f"{chunks} chunks: exact FLAT search stays near 2 ms per query below 20k vectors")
+    elif hnsw_mb > memory_gb * 1024 * 0.25:
+        index = "ivf"
+        reasons.append(
+            f"HNSW would need ~{hnsw_mb:.0f} MB, over a quarter of {memory_gb:.0f} GB: IVF adds almost no memory"
+        )
+    else:
+        index = "hnsw"
+        reasons.append(f"{chunks} chunks: HNSW keeps queries ~1 ms where FLAT grows linearly (~{vector_mb:.0f} MB)")
+    if cores <= 2 or memory_gb < 4:
+        preset = "development" if chunks < 5_000 else "production"
+    elif cores >= 8 and memory_gb >= 16:
+        preset = "high_performance"
+    else:
+        preset = "production"
+    reasons.append(f"{cores} cores, {memory_gb:.0f} GB RAM -> preset {preset}")
+    concurrency = max(1, cores)
+    pool = min(50, max(2, cores * 2 + 1))
+    cache_mb = int(min(2048, max(64, memory_gb * 1024 * 0.05)))
+    reasons.append(f"db pool {pool} (2 x cores + 1), CPU concurrency {concurrency} (one per core)")
+    reasons.append(f"memory cache {cache_mb} MB (5% of RAM, 64..2048)")
+    return Recommendation(preset, index, pool, concurrency, cache_mb, reasons)

@@ -1,0 +1,1 @@
+"""Documents: loading files, chunking text, and the SQL store."""

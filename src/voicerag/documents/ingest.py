@@ -1,0 +1,115 @@
+"""Ingest: skip unchanged documents, chunk and embed changed ones, write them in one transaction, update indexes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from voicerag.config import Settings
+from voicerag.documents.chunking import chunk_text
+from voicerag.documents.loaders import Document
+from voicerag.documents.store import DocumentStore, PreparedChunk, PreparedDocument, content_hash
+from voicerag.errors import InvalidInput
+from voicerag.retrieval.search import Retriever, check_collection_name
+
+Progress = Callable[[int, int], None]
+EmbedTexts = Callable[[list[str]], object]
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    documents: int
+    added: int
+    updated: int
+    unchanged: int
+    chunks: int
+    seconds: float
+    generation: int
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.documents / self.seconds if self.seconds else 0.0
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return self.__dict__ | {"docs_per_s": round(self.docs_per_s, 2), "chunks_per_s": round(self.chunks_per_s, 2)}
+
+
+class Ingestor:
+    """Turns documents into stored, indexed chunks. Validates everything before it writes anything."""
+
+    def __init__(self, settings: Settings, store: DocumentStore, retriever: Retriever, embed: EmbedTexts):
+        self.settings = settings
+        self.store = store
+        self.retriever = retriever
+        self.embed = embed
+
+    def _validate(self, docs: list[Document]) -> list[Document]:
+        if len(docs) > self.settings.max_documents_per_request * 1000:
+            raise InvalidInput(f"too many documents in one call ({len(docs)})")
+        latest: dict[str, Document] = {}
+        for doc in docs:
+            if not str(doc.id).strip():
+                raise InvalidInput("every document needs a non-empty id")
+            if len(doc.id) > 1024:
+                raise InvalidInput(f"document id {doc.id[:60]!r}... is longer than 1024 characters")
+            if not doc.text or not doc.text.strip():
+                raise InvalidInput(f"document {doc.id!r} has no text")
+            latest[doc.id] = doc
+        return list(latest.values())
+
+    async def ingest(self, collection: str, docs: list[Document], progress: Progress | None = None) -> IngestReport:
+        started = time.perf_counter()
+        check_collection_name(collection)
+        docs = self._validate(docs)
+        generation = await self.store.ensure_collection(collection)
+        known = await self.store.document_hashes(collection, [d.id for d in docs])
+        changed = [(d, h) for d in docs if known.get(d.id) != (h := content_hash(d))]
+        prepared: list[PreparedDocument] = []
+        spans = [
+            chunk_text(d.text, self.settings.chunk_words, self.settings.chunk_overlap_words) for d, _ in changed
+        ]
+        texts = [s.text for doc_spans in spans for s in doc_spans]
+        vectors = []
+        step = max(self.settings.embed_batch_size * 4, 64)
+        for i in range(0, len(texts), step):
+            vectors.extend(await self.embed(texts[i : i + step]))  # type: ignore[misc]
+            if progress:
+                progress(min(i + step, len(texts)), len(texts))
+        cursor = 0
+        for (doc, digest), doc_spans in zip(changed, spans, strict=True):
+            chunks = [PreparedChunk(s.text, s.start, s.end, vectors[cursor + j]) for j, s in enumerate(doc_spans)]
+            cursor += len(doc_spans)
+            prepared.append(PreparedDocument(doc, digest, chunks))
+        if prepared:
+            await self.retriever.index_for(collection)  # loaded before the write, so the write applies as a delta
+            result = await self.store.write_documents(collection, prepared)
+            await self.retriever.apply(collection, result, texts)
+            generation = result.generation
+        updated = sum(1 for d, _ in changed if d.id in known)
+        return IngestReport(
+            collection=collection,
+            documents=len(docs),
+            added=len(changed) - updated,
+            updated=updated,
+            unchanged=len(docs) - len(changed),
+            chunks=len(texts),
+            seconds=time.perf_counter() - started,
+            generation=generation,
+        )
+
+    async def delete_documents(self, collection: str, doc_ids: list[str]) -> int:
+        """Delete documents from the store and both indexes; returns the new generation."""
+        await self.retriever.index_for(collection)
+        result = await self.store.delete_documents(collection, doc_ids)
+        await self.retriever.apply(collection, result, [])
+        return result.generation
+
+    async def delete_collection(self, collection: str) -> None:
+        await self.store.delete_collection(collection)
+        self.retriever.forget(collection)

@@ -1,0 +1,186 @@
+"""Load files (txt, md, html, pdf, docx, jsonl) into plain text documents."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voicerag.errors import DocumentError, UnsupportedFormat
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl")
+
+
+@dataclass
+class Document:
+    """One document to ingest: a stable id, a title, its text and free metadata."""
+
+    id: str
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _decode(data: bytes, name: str) -> str:
+    for encoding in ("utf-8-sig", "utf-16"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" not in text:
+            return text
+    raise DocumentError(f"{name}: not UTF-8 or UTF-16 text; save it as UTF-8 and try again")
+
+
+def _text(data: bytes, name: str) -> str:
+    return _decode(data, name)
+
+
+def _markdown(data: bytes, name: str) -> str:
+    text = _decode(data, name)
+    text = re.sub(r"```.*?```", lambda m: m.group(0).strip("`"), text, flags=re.S)
+    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"^\s{0,3}#{1,6}\s*(.*?)\s*#*\s*$", r"\1.", text, flags=re.M)
+    text = re.sub(r"[*_`]{1,3}", "", text)
+    return text
+
+
+def _html(data: bytes, name: str) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(data, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    return soup.get_text("\n")
+
+
+def _pdf(data: bytes, name: str) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            raise DocumentError(f"{name}: the PDF is encrypted; upload an unencrypted PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except DocumentError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise DocumentError(f"{name}: not a readable PDF ({exc}); upload a valid PDF file") from exc
+    return "\n\n".join(pages)
+
+
+def _docx(data: bytes, name: str) -> str:
+    import zipfile
+
+    from docx import Document as DocxDocument
+
+    try:
+        doc = DocxDocument(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise DocumentError(f"{name}: not a readable .docx file ({exc}); upload a Word 2007+ document") from exc
+    parts = [p.text for p in doc.paragraphs]
+    for table in doc.tables:
+        for row in table.rows:
+            parts.append(" | ".join(cell.text for cell in row.cells))
+    return "\n".join(parts)
+
+
+_READERS = {
+    ".txt": _text,
+    ".md": _markdown,
+    ".markdown": _markdown,
+    ".html": _html,
+    ".htm": _html,
+    ".pdf": _pdf,
+    ".docx": _docx,
+}
+
+
+def _normalise(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t\f\v]+", " ", text)
+    text = re.sub(r"\n\s*\n+", "\n\n", text)
+    return text.strip()
+
+
+def _title_from(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().rstrip(".")
+        if line:
+            return line[:200]
+    return fallback
+
+
+def parse_jsonl(data: bytes, name: str) -> list[Document]:
+    """Each line: {"id"|"_id", "text", "title"?, "metadata"?}."""
+    docs = []
+    for number, line in enumerate(_decode(data, name).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(f"{name} line {number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise DocumentError(f"{name} line {number}: expected an object with 'id' and 'text'")
+        doc_id = row.get("id", row.get("_id"))
+        text = _normalise(str(row.get("text", "")))
+        if doc_id is None or not text:
+            raise DocumentError(f"{name} line {number}: each line needs a non-empty 'id' (or '_id') and 'text'")
+        docs.append(
+            Document(id=str(doc_id), text=text, title=str(row.get("title") or ""), metadata=row.get("metadata") or {})
+        )
+    if not docs:
+        raise DocumentError(f"{name}: no documents in this JSONL file")
+    return docs
+
+
+def load_bytes(data: bytes, name: str, doc_id: str | None = None) -> list[Document]:
+    """Parse one file's bytes by its name's suffix. Raises DocumentError/UnsupportedFormat for bad input."""
+    suffix = Path(name).suffix.lower()
+    if suffix == ".jsonl":
+        return parse_jsonl(data, name)
+    reader = _READERS.get(suffix)
+    if reader is None:
+        raise UnsupportedFormat(
+            f"{name}: unsupported file type {suffix or '(none)'}; accepted: {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    if not data.strip():
+        raise DocumentError(f"{name}: the file is empty")
+    text = _normalise(reader(data, name))
+    if not text:
+        raise DocumentError(f"{name}: no text could be extracted (a scanned PDF needs OCR first)")
+    title = _title_from(text, Path(name).stem) if suffix in (".md", ".markdown", ".txt") else Path(name).stem
+    if suffix in (".html", ".htm"):
+        from bs4 import BeautifulSoup
+
+        head = BeautifulSoup(data, "html.parser").title
+        title = head.get_text().strip() if head and head.get_text().strip() else title
+    return [Document(id=doc_id or name, text=text, title=title, metadata={"source": name})]
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
+    """Yield (file, stable id) for each supported file; a file's id is its path relative to the argument."""
+    for root in paths:
+        if not root.exists():
+            raise DocumentError(f"{root}: no such file or directory")
+        if root.is_file():
+            yield root, root.name
+            continue
+        for file in sorted(root.rglob("*")):
+            if file.is_file() and file.suffix.lower() in SUPPORTED_SUFFIXES and not file.name.startswith("."):
+                yield file, file.relative_to(root).as_posix()
+
+
+def load_paths(paths: Iterable[Path]) -> list[Document]:
+    """Load every supported file under ``paths``. Fails on the first unreadable file, before anything is stored."""
+    docs: list[Document] = []
+    for file, doc_id in iter_files(paths):
+        docs.extend(load_bytes(file.read_bytes(), doc_id, doc_id=doc_id))
+    return docs

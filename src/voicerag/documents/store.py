@@ -1,0 +1,429 @@
+"""The SQL document store (SQLAlchemy 2 Core, async): collections, documents, chunks and their vectors.
+
+SQLite (aiosqlite) and PostgreSQL (asyncpg) run the same code. Every write is one transaction, so a
+failed ingest leaves nothing half-written, and every write bumps the collection's generation number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from voicerag.documents.loaders import Document
+from voicerag.errors import NotFound
+
+metadata = MetaData()
+
+ChunkId = BigInteger().with_variant(Integer, "sqlite")
+
+collections = Table(
+    "vr_collections",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("generation", BigInteger, nullable=False, default=1),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+documents = Table(
+    "vr_documents",
+    metadata,
+    Column("collection", String(128), ForeignKey("vr_collections.name", ondelete="CASCADE"), primary_key=True),
+    Column("doc_id", String(1024), primary_key=True),
+    Column("title", Text, nullable=False, default=""),
+    Column("content_hash", String(64), nullable=False),
+    Column("meta", JSON, nullable=False, default=dict),
+    Column("chars", Integer, nullable=False),
+    Column("chunk_count", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+chunks = Table(
+    "vr_chunks",
+    metadata,
+    Column("id", ChunkId, primary_key=True, autoincrement=True),
+    Column("collection", String(128), nullable=False),
+    Column("doc_id", String(1024), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Index("vr_chunks_doc", "collection", "doc_id"),
+    sqlite_autoincrement=True,  # ids are never reused: a vector index tombstone can never hide a new chunk
+)
+
+cache_entries = Table(
+    "vr_cache",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("policy", String(32), nullable=False),
+    Column("tags", String(512), nullable=False, default=""),
+    Column("value", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("vr_cache_policy", "policy"),
+    Index("vr_cache_expiry", "expires_at"),
+)
+
+
+@dataclass
+class PreparedChunk:
+    text: str
+    start: int
+    end: int
+    vector: np.ndarray
+
+
+@dataclass
+class PreparedDocument:
+    """A document with its chunks embedded, ready to be written in one transaction."""
+
+    doc: Document
+    content_hash: str
+    chunks: list[PreparedChunk]
+
+
+@dataclass
+class ChunkRecord:
+    id: int
+    collection: str
+    doc_id: str
+    title: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class WriteResult:
+    generation: int
+    removed_chunk_ids: list[int]
+    added_chunk_ids: list[int]
+    added_vectors: np.ndarray
+
+
+def content_hash(doc: Document) -> str:
+    """Hash of everything stored about a document: unchanged hash means re-ingest does nothing."""
+    payload = json.dumps([doc.title, doc.text, doc.metadata], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DocumentStore(Protocol):
+    """Where documents, chunks, vectors and collection generations live."""
+
+    async def create_schema(self) -> None: ...
+    async def ensure_collection(self, name: str) -> int: ...
+    async def generation(self, name: str) -> int | None: ...
+    async def list_collections(self) -> list[dict[str, Any]]: ...
+    async def delete_collection(self, name: str) -> list[int]: ...
+    async def document_hashes(self, collection: str, doc_ids: list[str]) -> dict[str, str]: ...
+    async def write_documents(self, collection: str, docs: list[PreparedDocument]) -> WriteResult: ...
+    async def delete_documents(self, collection: str, doc_ids: list[str]) -> WriteResult: ...
+    async def list_documents(self, collection: str, limit: int, offset: int) -> list[dict[str, Any]]: ...
+    async def get_document(self, collection: str, doc_id: str) -> dict[str, Any]: ...
+    async def fetch_chunks(self, ids: list[int]) -> dict[int, ChunkRecord]: ...
+    async def load_vectors(self, collection: str, dim: int) -> tuple[np.ndarray, np.ndarray]: ...
+    async def load_texts(self, collection: str) -> tuple[np.ndarray, list[str]]: ...
+
+
+class SQLDocumentStore:
+    """DocumentStore over an async SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def ensure_collection(self, name: str) -> int:
+        async with self.engine.begin() as conn:
+            gen = await self._generation(conn, name)
+            if gen is not None:
+                return gen
+            try:
+                async with conn.begin_nested():
+                    # Start from the clock, not 1: a deleted and re-created collection never reuses a
+                    # generation, so no replica or cache can mistake old state for the new collection's.
+                    await conn.execute(
+                        insert(collections).values(name=name, generation=time.time_ns() // 1000, created_at=_now())
+                    )
+            except IntegrityError:  # created concurrently by another writer
+                pass
+            generation = await self._generation(conn, name)
+            assert generation is not None
+            return generation
+
+    @staticmethod
+    async def _generation(conn: AsyncConnection, name: str) -> int | None:
+        return (
+            await conn.execute(select(collections.c.generation).where(collections.c.name == name))
+        ).scalar_one_or_none()
+
+    async def generation(self, name: str) -> int | None:
+        async with self.engine.connect() as conn:
+            return await self._generation(conn, name)
+
+    async def list_collections(self) -> list[dict[str, Any]]:
+        doc_counts = (
+            select(
+                documents.c.collection,
+                func.count().label("documents"),
+                func.coalesce(func.sum(documents.c.chunk_count), 0).label("chunks"),
+            )
+            .group_by(documents.c.collection)
+            .subquery()
+        )
+        query = (
+            select(
+                collections.c.name,
+                collections.c.generation,
+                collections.c.created_at,
+                func.coalesce(doc_counts.c.documents, 0),
+                func.coalesce(doc_counts.c.chunks, 0),
+            )
+            .select_from(collections.outerjoin(doc_counts, doc_counts.c.collection == collections.c.name))
+            .order_by(collections.c.name)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {
+                "name": r[0],
+                "generation": r[1],
+                "created_at": r[2].isoformat() if r[2] else None,
+                "documents": int(r[3]),
+                "chunks": int(r[4]),
+            }
+            for r in rows
+        ]
+
+    async def delete_collection(self, name: str) -> list[int]:
+        async with self.engine.begin() as conn:
+            if await self._generation(conn, name) is None:
+                raise NotFound(f"collection {name!r} does not exist")
+            ids = list((await conn.execute(select(chunks.c.id).where(chunks.c.collection == name))).scalars())
+            await conn.execute(delete(chunks).where(chunks.c.collection == name))
+            await conn.execute(delete(documents).where(documents.c.collection == name))
+            await conn.execute(delete(collections).where(collections.c.name == name))
+        return ids
+
+    async def document_hashes(self, collection: str, doc_ids: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        async with self.engine.connect() as conn:
+            for i in range(0, len(doc_ids), 500):
+                batch = doc_ids[i : i + 500]
+                rows = await conn.execute(
+                    select(documents.c.doc_id, documents.c.content_hash).where(
+                        documents.c.collection == collection, documents.c.doc_id.in_(batch)
+                    )
+                )
+                out.update({r[0]: r[1] for r in rows})
+        return out
+
+    async def _remove(self, conn: AsyncConnection, collection: str, doc_ids: list[str]) -> list[int]:
+        removed: list[int] = []
+        for i in range(0, len(doc_ids), 500):
+            batch = doc_ids[i : i + 500]
+            where = (chunks.c.collection == collection) & chunks.c.doc_id.in_(batch)
+            removed.extend((await conn.execute(select(chunks.c.id).where(where))).scalars())
+            await conn.execute(delete(chunks).where(where))
+            await conn.execute(
+                delete(documents).where(documents.c.collection == collection, documents.c.doc_id.in_(batch))
+            )
+        return removed
+
+    async def _bump(self, conn: AsyncConnection, collection: str) -> int:
+        result = await conn.execute(
+            update(collections)
+            .where(collections.c.name == collection)
+            .values(generation=collections.c.generation + 1)
+            .returning(collections.c.generation)
+        )
+        generation = result.scalar_one_or_none()
+        if generation is None:
+            raise NotFound(f"collection {collection!r} does not exist")
+        return int(generation)
+
+    async def write_documents(self, collection: str, docs: list[PreparedDocument]) -> WriteResult:
+        """Replace the given documents (old chunks removed, new ones added) and bump the generation, atomically."""
+        async with self.engine.begin() as conn:
+            generation = await self._bump(conn, collection)
+            removed = await self._remove(conn, collection, [p.doc.id for p in docs])
+            now = _now()
+            if docs:
+                await conn.execute(
+                    insert(documents),
+                    [
+                        {
+                            "collection": collection,
+                            "doc_id": p.doc.id,
+                            "title": p.doc.title,
+                            "content_hash": p.content_hash,
+                            "meta": p.doc.metadata,
+                            "chars": len(p.doc.text),
+                            "chunk_count": len(p.chunks),
+                            "updated_at": now,
+                        }
+                        for p in docs
+                    ],
+                )
+            rows = [
+                {
+                    "collection": collection,
+                    "doc_id": p.doc.id,
+                    "ordinal": n,
+                    "text": c.text,
+                    "start": c.start,
+                    "end": c.end,
+                    "vector": np.asarray(c.vector, dtype=np.float32).tobytes(),
+                }
+                for p in docs
+                for n, c in enumerate(p.chunks)
+            ]
+            added: list[int] = []
+            for i in range(0, len(rows), 1000):
+                result = await conn.execute(
+                    insert(chunks).returning(chunks.c.id, sort_by_parameter_order=True), rows[i : i + 1000]
+                )
+                added.extend(result.scalars())
+        vectors = (
+            np.stack([c.vector for p in docs for c in p.chunks]).astype(np.float32)
+            if rows
+            else np.zeros((0, 0), np.float32)
+        )
+        return WriteResult(generation, removed, added, vectors)
+
+    async def delete_documents(self, collection: str, doc_ids: list[str]) -> WriteResult:
+        async with self.engine.begin() as conn:
+            existing = await conn.execute(
+                select(documents.c.doc_id).where(documents.c.collection == collection, documents.c.doc_id.in_(doc_ids))
+            )
+            found = set(existing.scalars())
+            missing = [d for d in doc_ids if d not in found]
+            if missing:
+                raise NotFound(f"collection {collection!r} has no document {missing[0]!r}")
+            generation = await self._bump(conn, collection)
+            removed = await self._remove(conn, collection, doc_ids)
+        return WriteResult(generation, removed, [], np.zeros((0, 0), np.float32))
+
+    async def list_documents(self, collection: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        query = (
+            select(documents)
+            .where(documents.c.collection == collection)
+            .order_by(documents.c.doc_id)
+            .limit(limit)
+            .offset(offset)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [self._doc_json(r) for r in rows]
+
+    @staticmethod
+    def _doc_json(row: Any) -> dict[str, Any]:
+        return {
+            "id": row["doc_id"],
+            "collection": row["collection"],
+            "title": row["title"],
+            "metadata": row["meta"],
+            "chars": row["chars"],
+            "chunks": row["chunk_count"],
+            "content_hash": row["content_hash"],
+            "updated_at": row["updated_at"].isoformat(),
+        }
+
+    async def get_document(self, collection: str, doc_id: str) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(documents).where(documents.c.collection == collection, documents.c.doc_id == doc_id)
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+            if row is None:
+                raise NotFound(f"collection {collection!r} has no document {doc_id!r}")
+            texts = (
+                await conn.execute(
+                    select(chunks.c.text)
+                    .where(chunks.c.collection == collection, chunks.c.doc_id == doc_id)
+                    .order_by(chunks.c.ordinal)
+                )
+            ).scalars()
+            return self._doc_json(row) | {"chunk_texts": list(texts)}
+
+    async def fetch_chunks(self, ids: list[int]) -> dict[int, ChunkRecord]:
+        if not ids:
+            return {}
+        query = select(
+            chunks.c.id,
+            chunks.c.collection,
+            chunks.c.doc_id,
+            documents.c.title,
+            chunks.c.ordinal,
+            chunks.c.text,
+            chunks.c.start,
+            chunks.c.end,
+        ).select_from(
+            chunks.join(
+                documents,
+                (documents.c.collection == chunks.c.collection) & (documents.c.doc_id == chunks.c.doc_id),
+            )
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.where(chunks.c.id.in_(ids)))).all()
+        return {r[0]: ChunkRecord(*r) for r in rows}
+
+    async def load_vectors(self, collection: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(chunks.c.id, chunks.c.vector).where(chunks.c.collection == collection).order_by(chunks.c.id)
+                )
+            ).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ids, vectors
+
+    async def load_texts(self, collection: str) -> tuple[np.ndarray, list[str]]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(chunks.c.id, chunks.c.text).where(chunks.c.collection == collection).order_by(chunks.c.id)
+                )
+            ).all()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), [r[1] for r in rows]

@@ -1,0 +1,43 @@
+"""Errors meant for people: each maps to an HTTP status and says what was wrong and what is accepted."""
+
+from __future__ import annotations
+
+
+class VoiceRAGError(Exception):
+    """Base class; ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(VoiceRAGError):
+    status = 422
+    title = "Invalid input"
+
+
+class DocumentError(InvalidInput):
+    title = "Unreadable document"
+
+
+class UnsupportedFormat(VoiceRAGError):
+    status = 415
+    title = "Unsupported format"
+
+
+class TooLarge(VoiceRAGError):
+    status = 413
+    title = "Too large"
+
+
+class NotFound(VoiceRAGError):
+    status = 404
+    title = "Not found"
+
+
+class UpstreamError(VoiceRAGError):
+    status = 502
+    title = "Upstream provider failed"

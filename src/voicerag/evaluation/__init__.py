@@ -1,0 +1,1 @@
+"""Quality evaluations: retrieval (BEIR layout) and extractive answers (SQuAD answers)."""

@@ -1,0 +1,309 @@
+"""The flow of one request: embed (cached, micro-batched), search (cached), answer (cached), with fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from voicerag.answer.extractive import ExtractiveGenerator
+from voicerag.answer.types import Answer, Generator, Source
+from voicerag.cache.tiered import TieredCache
+from voicerag.config import SearchMode, Settings
+from voicerag.documents.store import DocumentStore
+from voicerag.errors import InvalidInput, UpstreamError
+from voicerag.metrics import Metrics
+from voicerag.retrieval.embedder import Embedder
+from voicerag.retrieval.search import Retriever, check_collection_name
+
+log = logging.getLogger(__name__)
+
+
+def normalize_question(text: str) -> str:
+    """Case and whitespace do not change the answer (the embedder and BM25 are uncased)."""
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+class MicroBatcher:
+    """Gathers concurrent single-text embeddings into one batch: flushes at ``max_batch`` texts or after
+    ``wait_s``, whichever comes first, so many clients share one inference instead of queueing."""
+
+    def __init__(self, embed: Callable[[list[str]], Awaitable[np.ndarray]], max_batch: int, wait_s: float):
+        self.embed = embed
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self._queue: list[tuple[str, asyncio.Future[np.ndarray]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, text: str) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._queue.append((text, future))
+        if len(self._queue) >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.wait_s, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._queue = self._queue, []
+        if batch:
+            asyncio.get_running_loop().create_task(self._run(batch))
+
+    async def _run(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
+        self.batches += 1
+        self.items += len(batch)
+        try:
+            vectors = await self.embed([text for text, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            if not future.done():
+                future.set_result(vector)
+
+
+def _vector_bytes(v: np.ndarray) -> bytes:
+    return np.asarray(v, dtype=np.float32).tobytes()
+
+
+def _vector_from(data: bytes) -> np.ndarray:
+    vector = np.frombuffer(data, dtype=np.float32)
+    if not vector.size or not np.isfinite(vector).all():
+        raise ValueError("corrupt vector")
+    return vector
+
+
+class Pipeline:
+    """search(), ask() and ask_stream() over the parts the composition root built."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: DocumentStore,
+        embedder: Embedder,
+        retriever: Retriever,
+        cache: TieredCache,
+        metrics: Metrics,
+        generator: Generator,
+        extractive: ExtractiveGenerator,
+    ):
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.retriever = retriever
+        self.cache = cache
+        self.metrics = metrics
+        self.generator = generator
+        self.extractive = extractive
+        self.batcher = MicroBatcher(embedder.embed, settings.embed_batch_size, settings.embed_batch_wait_ms / 1000)
+
+    # ---- embeddings -------------------------------------------------------------------------------------
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        """One query's vector, from the cache or the micro-batcher."""
+        vector, _ = await self.cache.get_or_compute(
+            "embedding",
+            (self.embedder.model_name, text),
+            lambda: self.batcher.submit(text),
+            encode=_vector_bytes,
+            decode=_vector_from,
+        )
+        if vector.shape != (self.embedder.dim,):
+            raise ValueError("embedding of unexpected shape")
+        return vector
+
+    async def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Many texts' vectors (documents, /v1/embeddings): one batched call, no cache."""
+        return await self.embedder.embed(texts)
+
+    # ---- validation -------------------------------------------------------------------------------------
+
+    def check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInput("the question is empty; send a non-empty 'question'")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidInput(
+                f"the question is {len(question)} characters long; at most {self.settings.max_question_chars} "
+                "are accepted (VOICERAG_MAX_QUESTION_CHARS)"
+            )
+        return question.strip()
+
+    def check_k(self, k: int | None) -> int:
+        k = self.settings.top_k if k is None else k
+        if not 1 <= k <= self.settings.max_k:
+            raise InvalidInput(f"k must be between 1 and {self.settings.max_k} (got {k})")
+        return k
+
+    async def generations(self, collections: list[str]) -> dict[str, int]:
+        if not collections:
+            raise InvalidInput("name at least one collection")
+        names = list(dict.fromkeys(check_collection_name(c) for c in collections))
+        values = await asyncio.gather(*(self.retriever.generation(c) for c in names))
+        return dict(zip(names, values, strict=True))
+
+    # ---- search -----------------------------------------------------------------------------------------
+
+    async def search(
+        self, query: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None,
+        timings: dict[str, float] | None = None, use_cache: bool = True,
+    ) -> list[Source]:
+        """Top ``k`` sources over ``collections``; cached per collection generation unless ``use_cache`` is off."""
+        query = self.check_question(query)
+        k = self.check_k(k)
+        mode = mode or self.settings.search_mode
+        timings = {} if timings is None else timings
+        generations = await self.generations(collections)
+        if not use_cache:
+            return await self._search_uncached(query, generations, mode, k, timings)
+        key = (sorted(generations.items()), normalize_question(query), mode, k, self.settings.rrf_k)
+
+        async def compute() -> list[dict[str, Any]]:
+            return [s.to_json() for s in await self._search_uncached(query, generations, mode, k, timings)]
+
+        with self.metrics.stage("search_total", timings):
+            rows, _ = await self.cache.get_or_compute(
+                "search", key, compute, tags=tuple(f"collection:{c}" for c in generations)
+            )
+        return [Source(**row) for row in rows]
+
+    async def _search_uncached(
+        self, query: str, generations: dict[str, int], mode: SearchMode, k: int, timings: dict[str, float]
+    ) -> list[Source]:
+        vector = None
+        if mode != "lexical":
+            with self.metrics.stage("embed", timings):
+                vector = await self.embed_query(query)
+        with self.metrics.stage("search", timings):
+            hits = await self.retriever.search(query, vector, list(generations), mode, k, generations)
+        with self.metrics.stage("fetch", timings):
+            chunks = await self.store.fetch_chunks([h.chunk_id for h in hits])
+        sources = []
+        for hit in hits:
+            chunk = chunks.get(hit.chunk_id)
+            if chunk is None:  # deleted by a concurrent writer after the search
+                continue
+            sources.append(
+                Source(
+                    n=len(sources) + 1,
+                    document_id=chunk.doc_id,
+                    chunk_id=chunk.id,
+                    collection=chunk.collection,
+                    title=chunk.title,
+                    score=round(hit.score, 6),
+                    text=chunk.text,
+                    start=chunk.start,
+                    end=chunk.end,
+                    dense_score=None if hit.dense_score is None else round(hit.dense_score, 6),
+                    lexical_score=None if hit.lexical_score is None else round(hit.lexical_score, 6),
+                )
+            )
+        return sources
+
+    # ---- answers ----------------------------------------------------------------------------------------
+
+    def _generator_signature(self) -> tuple[Any, ...]:
+        s = self.settings
+        if self.generator.name == "llm":
+            return ("llm", s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens)
+        return ("extractive", s.answer_sentences)
+
+    def _answer_key(self, generations: dict[str, int], question: str, mode: str, k: int) -> tuple[Any, ...]:
+        return (sorted(generations.items()), normalize_question(question), mode, k, self._generator_signature())
+
+    async def ask(
+        self, question: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
+    ) -> Answer:
+        """A grounded answer with its sources; cached per collection generation."""
+        final: Answer | None = None
+        async for event in self.ask_stream(question, collections, mode, k):
+            if event["type"] == "done":
+                final = event["answer_obj"]
+        assert final is not None
+        return final
+
+    async def ask_stream(
+        self, question: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events: ``sources``, ``delta`` (answer text pieces), ``fallback`` (when the LLM failed), ``done``."""
+        started = time.perf_counter()
+        question = self.check_question(question)
+        k = self.check_k(k)
+        mode = mode or self.settings.search_mode
+        generations = await self.generations(collections)
+        key = self._answer_key(generations, question, mode, k)
+        tags = tuple(f"collection:{c}" for c in generations)
+        timings: dict[str, float] = {}
+        with self.metrics.stage("answer_cache", timings):
+            cached = await self.cache.get("answer", key)
+        if cached is not None:
+            answer = _answer_from(cached)
+            answer.cached = True
+            answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
+            yield {"type": "sources", "sources": [s.to_json() for s in answer.sources]}
+            yield {"type": "delta", "text": answer.text}
+            yield {"type": "done", "answer_obj": answer}
+            return
+        sources = await self.search(question, list(generations), mode, k, timings)
+        yield {"type": "sources", "sources": [s.to_json() for s in sources]}
+        answer = Answer(text="", sources=sources, generator=self.generator.name)
+        pieces: list[str] = []
+        with self.metrics.stage("generate", timings):
+            if self.generator.name == "extractive" or not sources:
+                text, _ = self.extractive.select(question, sources)
+                answer.generator = "extractive"
+                pieces.append(text)
+                yield {"type": "delta", "text": text}
+            else:
+                try:
+                    async for piece in self.generator.stream(question, sources):
+                        pieces.append(piece)
+                        yield {"type": "delta", "text": piece}
+                    if not "".join(pieces).strip():
+                        raise UpstreamError("LLM provider returned an empty answer")
+                except UpstreamError as exc:
+                    log.warning("LLM failed, answering extractively: %s", exc.detail)
+                    self.metrics.errors.labels("llm_fallback", self.metrics.worker).inc()
+                    text, _ = self.extractive.select(question, sources)
+                    pieces = [text]
+                    answer.generator = "extractive"
+                    answer.fallback = True
+                    answer.fallback_reason = exc.detail
+                    yield {"type": "fallback", "reason": exc.detail, "text": text}
+        if answer.generator == "llm":
+            # mark the quoted spans for LLM answers too: the sentences it most likely drew from
+            self.extractive.select(question, sources)
+        answer.text = "".join(pieces).strip()
+        answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
+        if not answer.fallback:
+            await self.cache.set("answer", key, _answer_to(answer), tags=tags)
+        yield {"type": "done", "answer_obj": answer}
+
+
+def _answer_to(answer: Answer) -> dict[str, Any]:
+    data = answer.to_json()
+    data.pop("timings_ms")
+    data.pop("cached")
+    return data
+
+
+def _answer_from(data: dict[str, Any]) -> Answer:
+    return Answer(
+        text=data["answer"],
+        sources=[Source(**s) for s in data["sources"]],
+        generator=data["generator"],
+        fallback=data["fallback"],
+        fallback_reason=data["fallback_reason"],
+    )

@@ -1,0 +1,201 @@
+"""Connection pools built once by the composition root: SQL engine, shared HTTP client, Redis pool."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from voicerag.config import Settings
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The async SQLAlchemy engine with pool sizes, timeouts, pre-ping and recycle from Settings."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_s,
+            pool_pre_ping=True,
+            connect_args={"timeout": 30},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_recycle=settings.db_pool_recycle_s,
+        pool_pre_ping=True,
+    )
+
+
+def create_http_client(settings: Settings) -> httpx.AsyncClient:
+    """One pooled client for every provider: limits, keep-alive, HTTP/2, timeouts, connect retries."""
+    return httpx.AsyncClient(
+        http2=True,
+        limits=httpx.Limits(
+            max_connections=settings.http_max_connections,
+            max_keepalive_connections=settings.http_max_keepalive,
+            keepalive_expiry=30,
+        ),
+        timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
+        transport=httpx.AsyncHTTPTransport(http2=True, retries=settings.http_retries),
+        follow_redirects=True,
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+@dataclass
+class HttpStats:
+    requests: int = 0
+    retries: int = 0
+    errors: int = 0
+
+
+async def request_with_retries(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    retries: int,
+    stats: HttpStats | None = None,
+    max_backoff_s: float = 8.0,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request; retry connect errors and 429/5xx with exponential backoff, honouring Retry-After."""
+    attempt = 0
+    while True:
+        if stats:
+            stats.requests += 1
+        try:
+            response = await client.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError):
+            if attempt >= retries:
+                if stats:
+                    stats.errors += 1
+                raise
+            delay = None
+        else:
+            if response.status_code not in RETRY_STATUSES or attempt >= retries:
+                if stats and response.status_code >= 400:
+                    stats.errors += 1
+                return response
+            delay = _retry_after(response)
+            await response.aclose()
+        backoff = delay if delay is not None else min(max_backoff_s, 0.2 * 2**attempt) * (0.5 + random.random())
+        attempt += 1
+        if stats:
+            stats.retries += 1
+        log.warning("retrying %s %s in %.2fs (attempt %d)", method, url, backoff, attempt)
+        await asyncio.sleep(min(backoff, max_backoff_s))
+
+
+@dataclass
+class Pools:
+    """The shared pools: SQL engine, HTTP client, and Redis (None unless configured)."""
+
+    settings: Settings
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    redis: Any = None
+    http_stats: HttpStats = field(default_factory=HttpStats)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Pools:
+        redis = None
+        if settings.redis_url:
+            from voicerag.cache.redis_pool import create_redis
+
+            redis = create_redis(settings)
+        return cls(settings, create_engine(settings), create_http_client(settings), redis)
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A request through the shared client with the configured retries."""
+        return await request_with_retries(
+            self.http, method, url, retries=self.settings.http_retries, stats=self.http_stats, **kwargs
+        )
+
+    async def health(self) -> dict[str, Any]:
+        """Check each pool with a real round trip."""
+        out: dict[str, Any] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            out["database"] = {"ok": True}
+        except Exception as exc:  # report, don't raise: /readyz shows it
+            out["database"] = {"ok": False, "error": str(exc)[:200]}
+        if self.redis is not None:
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=self.settings.redis_timeout_s * 4)
+                out["redis"] = {"ok": True}
+            except Exception as exc:
+                out["redis"] = {"ok": False, "error": str(exc)[:200] or type(exc).__name__}
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        pool = self.engine.pool
+        out: dict[str, Any] = {
+            "database": {
+                "dialect": self.engine.dialect.name,
+                "size": getattr(pool, "size", lambda: None)(),
+                "checked_out": getattr(pool, "checkedout", lambda: None)(),
+                "idle": getattr(pool, "checkedin", lambda: None)(),
+                "overflow": getattr(pool, "overflow", lambda: None)(),
+            },
+            "http": {
+                "max_connections": self.settings.http_max_connections,
+                "requests": self.http_stats.requests,
+                "retries": self.http_stats.retries,
+                "errors": self.http_stats.errors,
+            },
+        }
+        if self.redis is not None:
+            cp = self.redis.connection_pool
+            out["redis"] = {
+                "max_connections": cp.max_connections,
+                "in_use": len(getattr(cp, "_in_use_connections", ())),
+                "idle": len(getattr(cp, "_available_connections", ())),
+            }
+        return out
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()

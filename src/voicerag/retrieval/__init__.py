@@ -1,0 +1,1 @@
+"""Retrieval: embeddings, the dense vector index, the lexical index and hybrid search."""

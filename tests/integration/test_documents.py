@@ -1,0 +1,122 @@
+"""Ingest, update, delete and restart, against SQLite and the real PostgreSQL (the `backend` fixture)."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicerag import Document, VoiceRAG
+from voicerag.errors import InvalidInput, NotFound
+
+
+async def test_reingest_unchanged_does_nothing(rag: VoiceRAG, facts) -> None:
+    first = await rag.ingest("kb", facts)
+    assert (first.added, first.updated, first.unchanged) == (3, 0, 0) and first.chunks == 3
+    second = await rag.ingest("kb", facts)
+    assert (second.added, second.updated, second.unchanged, second.chunks) == (0, 0, 3, 0)
+    assert second.generation == first.generation  # nothing written, nothing invalidated
+    [collection] = await rag.list_collections()
+    assert collection["documents"] == 3 and collection["chunks"] == 3
+
+
+async def test_update_replaces_old_chunks(rag: VoiceRAG, facts) -> None:
+    await rag.ingest("kb", facts)
+    before = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+    assert "1889" in before.text
+    edited = Document("paris", "Paris is the capital of France. The Eiffel Tower was completed in 1887 in this edit.",
+                      "Paris")
+    report = await rag.ingest("kb", [edited])
+    assert (report.added, report.updated) == (0, 1)
+    after = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+    assert "1887" in after.text and "1889" not in after.text and not after.cached
+    for mode in ("dense", "lexical", "hybrid"):
+        results = await rag.search("Eiffel Tower World's Fair 1889", ["kb"], mode=mode, k=10)
+        assert all("1889" not in s.text for s in results), mode
+    document = await rag.get_document("kb", "paris")
+    assert document["chunks"] == 1 and "1887" in document["chunk_texts"][0]
+
+
+async def test_delete_removes_from_every_index(rag: VoiceRAG, facts) -> None:
+    await rag.ingest("kb", facts)
+    assert any(s.document_id == "python" for s in await rag.search("Guido van Rossum", ["kb"]))
+    await rag.delete_documents("kb", ["python"])
+    for mode in ("dense", "lexical", "hybrid"):
+        results = await rag.search("Guido van Rossum", ["kb"], mode=mode, k=10)
+        assert all(s.document_id != "python" for s in results), mode
+    with pytest.raises(NotFound, match="no document 'python'"):
+        await rag.get_document("kb", "python")
+    with pytest.raises(NotFound):
+        await rag.delete_documents("kb", ["python"])
+
+
+async def test_delete_collection_and_unknown_collection(rag: VoiceRAG, facts) -> None:
+    await rag.ingest("kb", facts)
+    await rag.delete_collection("kb")
+    with pytest.raises(NotFound, match="collection 'kb' does not exist"):
+        await rag.search("cats", ["kb"])
+    assert await rag.list_collections() == []
+    # re-created under the same name: a fresh generation, never the old collection's answers
+    await rag.ingest("kb", [Document("dogs", "Dogs bark at the mail carrier every morning.", "Dogs")])
+    answer = await rag.ask("How long does a cat sleep?", ["kb"])
+    assert all(s.document_id == "dogs" for s in answer.sources)
+
+
+async def test_invalid_input_stores_nothing(rag: VoiceRAG, facts) -> None:
+    await rag.ingest("kb", facts)
+    with pytest.raises(InvalidInput, match="has no text"):
+        await rag.ingest("kb", [Document("new", "Fine text."), Document("bad", "   ")])
+    [collection] = await rag.list_collections()
+    assert collection["documents"] == 3
+    with pytest.raises(InvalidInput, match="collection name"):
+        await rag.ingest("bad name!", facts)
+    with pytest.raises(InvalidInput, match="at most 2000"):
+        await rag.ask("x" * 100_000, ["kb"])
+
+
+async def test_multi_collection_search(rag: VoiceRAG, facts) -> None:
+    await rag.ingest("animals", facts[:1])
+    await rag.ingest("places", facts[1:2])
+    results = await rag.search("Eiffel Tower cats", ["animals", "places"], k=5)
+    assert {s.collection for s in results} == {"animals", "places"}
+
+
+async def test_indexes_persist_across_restart_without_reembedding(backend_settings, facts, monkeypatch) -> None:
+    settings = backend_settings()
+    async with await VoiceRAG.open(settings) as first:
+        await first.ingest("kb", facts)
+        expected = [s.chunk_id for s in await first.search("capital of France", ["kb"], mode="dense")]
+    async with await VoiceRAG.open(settings.model_copy(update={"cache_enabled": False})) as second:
+        calls = []
+        original = second.store.load_vectors
+
+        async def spy(*args, **kwargs):
+            calls.append(args)
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(second.store, "load_vectors", spy)
+        got = [s.chunk_id for s in await second.search("capital of France", ["kb"], mode="dense")]
+        assert got == expected
+        assert calls == []  # the FAISS file was loaded; nothing re-read or re-embedded
+
+
+async def test_stale_index_file_is_rebuilt_from_stored_vectors(backend_settings, facts) -> None:
+    settings = backend_settings()
+    async with await VoiceRAG.open(settings) as first:
+        await first.ingest("kb", facts)
+    (settings.data_dir / "indexes" / "kb.json").write_text('{"generation": 1, "kind": "flat", "dim": 384}')
+    async with await VoiceRAG.open(settings) as second:
+        results = await second.search("Guido van Rossum", ["kb"], mode="dense")
+        assert results[0].document_id == "python"
+
+
+async def test_auto_index_upgrades_to_hnsw_in_background(backend_settings) -> None:
+    settings = backend_settings(index_type="auto", hnsw_threshold=40)
+    docs = [Document(f"d{i}", f"Document number {i} talks about topic {i % 7} and item {i}.") for i in range(60)]
+    async with await VoiceRAG.open(settings) as rag:
+        await rag.ingest("grow", docs[:30])
+        assert rag.retriever._indexes["grow"].dense.kind == "flat"
+        await rag.ingest("grow", docs[30:])
+        await rag.retriever.wait_for_rebuilds()
+        index = rag.retriever._indexes["grow"]
+        assert index.dense.kind == "hnsw" and len(index.dense) == 60
+        results = await rag.search("item 45", ["grow"], mode="dense", k=3)
+        assert "d45" in [s.document_id for s in results]

@@ -1,0 +1,37 @@
+"""Retrieval quality on a labelled SQuAD sample (../shared/data): hybrid beats or equals each single mode."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from voicerag import Settings, VoiceRAG
+from voicerag.evaluation.retrieval import evaluate_retrieval
+
+
+@pytest.fixture
+def squad_sample(shared_data, tmp_path):
+    """The first 150 paragraphs of SQuAD dev and their questions, in BEIR layout."""
+    source = shared_data / "squad-beir"
+    corpus = [json.loads(line) for line in (source / "corpus.jsonl").open()][:150]
+    ids = {row["_id"] for row in corpus}
+    qrels = [line.rstrip("\n").split("\t") for line in (source / "qrels" / "test.tsv").open()][1:]
+    qrels = [q for q in qrels if q[1] in ids][:400]
+    qids = {q[0] for q in qrels}
+    queries = [json.loads(line) for line in (source / "queries.jsonl").open()]
+    folder = tmp_path / "sample"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(c) for c in corpus))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries if q["_id"] in qids))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join("\t".join(q) for q in qrels))
+    return folder
+
+
+async def test_hybrid_at_least_as_good_as_each_mode(squad_sample, tmp_path) -> None:
+    async with await VoiceRAG.open(Settings(data_dir=tmp_path / "data")) as rag:
+        scores = {mode: await evaluate_retrieval(rag, squad_sample, mode) for mode in ("dense", "lexical", "hybrid")}
+    ndcg = {mode: s["ndcg@10"] for mode, s in scores.items()}
+    assert all(s["queries"] == 400 for s in scores.values())
+    assert ndcg["dense"] > 0.5 and ndcg["lexical"] > 0.5, ndcg
+    assert ndcg["hybrid"] >= max(ndcg["dense"], ndcg["lexical"]), ndcg
