@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_api_base: str = "https://api.openai.com/v1"
     embedding_api_key: str | None = None
-    embedding_dimensions: int = Field(384, ge=8)
+    embedding_dimensions: int = Field(384, ge=2)
     embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_batch_wait_ms: float = Field(1.0, ge=0, le=100, description="micro-batch window for query embeddings")
     onnx_threads: int = Field(2, ge=1, le=64)

@@ -1,0 +1,63 @@
+"""The voicerag command, run as a user runs it, in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import make_pdf
+
+
+def voicerag(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
+    env["VOICERAG_DATA_DIR"] = str(tmp_path / "state")
+    return subprocess.run(
+        [sys.executable, "-m", "voicerag.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_ingest_ask_search_json(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "manual.pdf").write_bytes(make_pdf(["The pump must be serviced every 90 days.", "Use only oil type B."]))
+    (docs / "notes.md").write_text("# Notes\n\nThe warehouse opens at 7 am on weekdays.\n")
+    ingest = voicerag(tmp_path, "ingest", str(docs), "-c", "ops", "--json")
+    assert ingest.returncode == 0, ingest.stderr
+    assert json.loads(ingest.stdout)["added"] == 2
+    ask = voicerag(tmp_path, "ask", "How often must the pump be serviced?", "-c", "ops", "--json")
+    answer = json.loads(ask.stdout)
+    assert "90 days" in answer["answer"] and answer["sources"][0]["document_id"] == "manual.pdf"
+    assert {"document_id", "title", "score", "text"} <= set(answer["sources"][0])
+    again = voicerag(tmp_path, "ask", "How often must the pump be serviced?", "-c", "ops", "--json")
+    assert json.loads(again.stdout)["cached"] is True  # the SQL tier serves a new process
+    search = json.loads(voicerag(tmp_path, "search", "warehouse opening", "-c", "ops", "--json").stdout)
+    assert search["results"][0]["document_id"] == "notes.md"
+    reingest = json.loads(voicerag(tmp_path, "ingest", str(docs), "-c", "ops", "--json").stdout)
+    assert reingest["unchanged"] == 2 and reingest["chunks"] == 0
+
+
+def test_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 nothing")
+    result = voicerag(tmp_path, "ingest", str(bad), "-c", "x")
+    assert result.returncode == 1 and "broken.pdf: not a readable PDF" in result.stderr
+    unknown = voicerag(tmp_path, "ask", "hi", "-c", "missing")
+    assert unknown.returncode == 1 and "collection 'missing' does not exist" in unknown.stderr
+    env_bad = voicerag(tmp_path, "config", "validate", "--help")
+    assert env_bad.returncode == 0
+
+
+def test_config_commands(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('preset = "development"\nport = 0\n')
+    result = voicerag(tmp_path, "--config", str(config), "config", "validate")
+    assert result.returncode == 2 and "port:" in result.stderr
+    config.write_text('preset = "development"\n')
+    shown = json.loads(voicerag(tmp_path, "--config", str(config), "config", "show", "--json").stdout)
+    assert shown["index_type"] == "flat" and shown["preset"] == "development"
+    rec = json.loads(voicerag(tmp_path, "config", "recommend", "--chunks", "500000", "--cores", "8",
+                             "--memory-gb", "32", "--json").stdout)
+    assert rec["index_type"] == "hnsw" and rec["reasons"]

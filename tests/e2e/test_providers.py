@@ -1,0 +1,73 @@
+"""The LLM and remote-embedding clients against a local server speaking the OpenAI wire format."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.fake_openai import Behaviour, create_fake_openai
+from tests.helpers import serve
+from voicerag import VoiceRAG
+
+
+@pytest.fixture
+def provider():
+    behaviour = Behaviour()
+    with serve(create_fake_openai(behaviour)) as url:
+        yield behaviour, f"{url}/v1"
+
+
+async def test_llm_answer_streams_and_is_grounded(provider, make_settings, facts) -> None:
+    behaviour, url = provider
+    settings = make_settings(generator="llm", llm_base_url=url, llm_api_key="sk-test", llm_model="tiny")
+    async with await VoiceRAG.open(settings) as rag:
+        await rag.ingest("kb", facts)
+        events = [e async for e in rag.ask_stream("When was the Eiffel Tower completed?", ["kb"])]
+        deltas = [e["text"] for e in events if e["type"] == "delta"]
+        assert len(deltas) > 3  # token by token
+        answer = events[-1]["answer_obj"]
+        assert answer.text == behaviour.reply and answer.generator == "llm" and not answer.fallback
+        request = behaviour.requests[-1]
+        assert request["model"] == "tiny" and request["stream"] is True
+        assert "Eiffel Tower" in request["messages"][0]["content"]  # sources in the prompt
+        assert behaviour.headers[-1]["authorization"] == "Bearer sk-test"
+        cached = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+        assert cached.cached and len(behaviour.requests) == 1
+
+
+async def test_llm_timeout_falls_back_to_extractive(provider, make_settings, facts) -> None:
+    behaviour, url = provider
+    behaviour.delay_s = 5
+    settings = make_settings(generator="llm", llm_base_url=url, llm_first_token_timeout_s=0.5, llm_timeout_s=1)
+    async with await VoiceRAG.open(settings) as rag:
+        await rag.ingest("kb", facts)
+        answer = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+        assert answer.fallback and answer.generator == "extractive"
+        assert "timed out" in answer.fallback_reason or "longer than" in answer.fallback_reason
+        assert "1889" in answer.text
+        behaviour.delay_s = 0
+        again = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+        assert not again.cached and again.generator == "llm"  # fallbacks are never cached
+
+
+async def test_llm_error_status_falls_back_and_retries_503(provider, make_settings, facts) -> None:
+    behaviour, url = provider
+    behaviour.status = 500
+    settings = make_settings(generator="llm", llm_base_url=url)
+    async with await VoiceRAG.open(settings) as rag:
+        await rag.ingest("kb", facts)
+        answer = await rag.ask("Who created Python?", ["kb"])
+        assert answer.fallback and "answered 500" in answer.fallback_reason and "Guido" in answer.text
+
+
+async def test_remote_embedder_retries_and_batches(provider, make_settings, facts) -> None:
+    behaviour, url = provider
+    behaviour.fail_times = 1  # one 503 with Retry-After: 0, then success
+    settings = make_settings(embedder="openai", embedding_api_base=url, embedding_model="emb",
+                             embedding_dimensions=4, embed_batch_size=2)
+    async with await VoiceRAG.open(settings) as rag:
+        report = await rag.ingest("kb", facts)
+        assert report.chunks == 3
+        assert rag.pools.http_stats.retries == 1
+        assert all(len(r["input"]) <= 2 for r in behaviour.requests)
+        results = await rag.search("cats", ["kb"], mode="dense")
+        assert len(results) == 3
