@@ -115,27 +115,28 @@ class TieredCache:
         if not self.enabled or not self._tiers_for(policy):
             return await compute(), False
         key = make_key(policy_name, key_parts)
-        found = await self._read(policy, key, decode, tags)
-        if found is not None:
-            return found[0], True
         pending = self._inflight.get(key)
-        if pending is not None:
+        if pending is not None:  # the same key is being read or computed: wait for that one
             self.stats[policy_name].coalesced += 1
-            return await asyncio.shield(pending), False
+            return await asyncio.shield(pending)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
+            found = await self._read(policy, key, decode, tags)
+            if found is not None:
+                future.set_result((found[0], True))
+                return found[0], True
             value = await compute()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        else:
-            future.set_result(value)
             self.stats[policy_name].computes += 1
             if cacheable is None or cacheable(value):
                 await self._write(policy, key, encode(value), tags)
+            future.set_result((value, False))
             return value, False
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
         finally:
             self._inflight.pop(key, None)
 
