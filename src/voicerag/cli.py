@@ -334,5 +334,56 @@ def eval_retrieval(
     out.print(table)
 
 
+@eval_app.command("semantic-cache")
+def eval_semantic_cache(
+    folder: Annotated[Path, typer.Argument(help="BEIR folder with SQuAD-style questions (several per paragraph)")],
+    pairs: Annotated[int, typer.Option(help="pairs of each kind")] = 2000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Precision and hit rate of the semantic answer cache per similarity threshold."""
+    from voicerag.evaluation.semantic import evaluate_semantic_cache
+
+    result = _run(lambda rag: evaluate_semantic_cache(rag.embed, folder, pairs))
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("threshold", "precision", "paraphrase hit rate", "false hit rate")
+    for row in result["thresholds"]:
+        table.add_row(*(str(row[k]) for k in ("threshold", "precision", "paraphrase_hit_rate", "false_hit_rate")))
+    out.print(table)
+    out.print(f"lowest threshold with precision >= 99%: {result['lowest_threshold_with_precision_99']}")
+
+
+@app.command()
+def bench(
+    beir: Annotated[Path | None, typer.Option(help="BEIR folder for corpus and questions")] = None,
+    synthetic: Annotated[int, typer.Option(help="synthetic documents when no --beir")] = 2000,
+    requests: Annotated[int, typer.Option(help="requests per scenario")] = 500,
+    zipf: Annotated[float, typer.Option(help="Zipf exponent of the question mix")] = 1.1,
+    concurrency: Annotated[int, typer.Option(help="clients for the throughput scenarios")] = 32,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the JSON here too")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ingest, ask uncached vs cached, search vs raw FAISS, embedding throughput with micro-batching."""
+    import tempfile
+
+    from voicerag.bench.runner import BenchConfig, run_bench
+
+    with tempfile.TemporaryDirectory(prefix="voicerag-bench-") as scratch:
+        config = BenchConfig(Path(scratch), beir, synthetic, requests, zipf, concurrency)
+        result = asyncio.run(run_bench(config))
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(result, indent=2) + "\n")
+    if not as_json:
+        table = Table("scenario", "p50 ms", "p95 ms", "p99 ms", "rps", "errors")
+        for name, s in result["scenarios"].items():
+            if "p50_ms" in s:
+                table.add_row(name, str(s["p50_ms"]), str(s["p95_ms"]), str(s["p99_ms"]), str(s["rps"]), str(s["errors"]))
+        out.print(table)
+        out.print(result["ratios"])
+    _print_json(result)
+
+
 if __name__ == "__main__":
     app()

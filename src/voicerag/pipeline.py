@@ -13,6 +13,7 @@ import numpy as np
 
 from voicerag.answer.extractive import ExtractiveGenerator
 from voicerag.answer.types import Answer, Generator, Source
+from voicerag.cache.semantic import SemanticIndex
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import SearchMode, Settings
 from voicerag.documents.store import DocumentStore
@@ -109,6 +110,7 @@ class Pipeline:
         self.generator = generator
         self.extractive = extractive
         self.batcher = MicroBatcher(embedder.embed, settings.embed_batch_size, settings.embed_batch_wait_ms / 1000)
+        self.semantic = SemanticIndex(settings.semantic_cache_threshold) if settings.semantic_cache else None
 
     # ---- embeddings -------------------------------------------------------------------------------------
 
@@ -221,7 +223,7 @@ class Pipeline:
         return ("extractive", s.answer_sentences)
 
     def _answer_key(self, generations: dict[str, int], question: str, mode: str, k: int) -> tuple[Any, ...]:
-        return (sorted(generations.items()), normalize_question(question), mode, k, self._generator_signature())
+        return (tuple(sorted(generations.items())), normalize_question(question), mode, k, self._generator_signature())
 
     async def ask(
         self, question: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
@@ -248,9 +250,20 @@ class Pipeline:
         timings: dict[str, float] = {}
         with self.metrics.stage("answer_cache", timings):
             cached = await self.cache.get("answer", key)
+        bucket = (key[0], key[2], key[3], key[4])
+        vector, similarity = None, None
+        if cached is None and self.semantic is not None:
+            with self.metrics.stage("semantic_cache", timings):
+                vector = await self.embed_query(question)
+                match = self.semantic.lookup(bucket, vector)
+                if match is not None:
+                    cached = await self.cache.get("answer", match[0])
+                    similarity = match[1]
         if cached is not None:
             answer = _answer_from(cached)
             answer.cached = True
+            if similarity is not None:
+                answer.semantic_similarity = round(similarity, 4)
             answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
             yield {"type": "sources", "sources": [s.to_json() for s in answer.sources]}
             yield {"type": "delta", "text": answer.text}
@@ -289,13 +302,15 @@ class Pipeline:
         answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
         if not answer.fallback:
             await self.cache.set("answer", key, _answer_to(answer), tags=tags)
+            if self.semantic is not None and vector is not None:
+                self.semantic.add(bucket, vector, key)
         yield {"type": "done", "answer_obj": answer}
 
 
 def _answer_to(answer: Answer) -> dict[str, Any]:
     data = answer.to_json()
-    data.pop("timings_ms")
-    data.pop("cached")
+    for volatile in ("timings_ms", "cached", "semantic_similarity"):
+        data.pop(volatile)
     return data
 
 

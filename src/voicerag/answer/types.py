@@ -39,6 +39,7 @@ class Answer:
     fallback_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    semantic_similarity: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class Answer:
             "fallback_reason": self.fallback_reason,
             "timings_ms": self.timings_ms,
             "cached": self.cached,
+            "semantic_similarity": self.semantic_similarity,
         }
 
 

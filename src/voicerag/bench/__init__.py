@@ -1,0 +1,1 @@
+"""Benchmarks: scenarios run side by side, with latency percentiles, throughput and ratios."""
