@@ -80,12 +80,24 @@ def shared_data() -> Path:
 
 
 FACTS = [
-    Document("cats", "Cats are small domesticated carnivorous mammals. A cat sleeps about 15 hours a day. "
-             "The cat was domesticated in the Near East around 7500 BC.", "Cats"),
-    Document("paris", "Paris is the capital and most populous city of France. The Eiffel Tower in Paris was "
-             "completed in 1889 for the World's Fair.", "Paris"),
-    Document("python", "Python is a programming language created by Guido van Rossum. Its first release "
-             "was in 1991. Python emphasises readability.", "Python"),
+    Document(
+        "cats",
+        "Cats are small domesticated carnivorous mammals. A cat sleeps about 15 hours a day. "
+        "The cat was domesticated in the Near East around 7500 BC.",
+        "Cats",
+    ),
+    Document(
+        "paris",
+        "Paris is the capital and most populous city of France. The Eiffel Tower in Paris was "
+        "completed in 1889 for the World's Fair.",
+        "Paris",
+    ),
+    Document(
+        "python",
+        "Python is a programming language created by Guido van Rossum. Its first release "
+        "was in 1991. Python emphasises readability.",
+        "Python",
+    ),
 ]
 
 

@@ -126,9 +126,7 @@ class VoiceRAG:
             await self._after_write(collection, report.generation)
         return report
 
-    async def ingest_paths(
-        self, collection: str, paths: list[Path], progress: Progress | None = None
-    ) -> IngestReport:
+    async def ingest_paths(self, collection: str, paths: list[Path], progress: Progress | None = None) -> IngestReport:
         """Load files (a document's id is its path relative to the argument) and ingest them."""
         documents = await asyncio.to_thread(load_paths, paths)
         return await self.ingest(collection, documents, progress)

@@ -106,8 +106,12 @@ def ingest(
 
     async def work(rag: Any) -> Any:
         with Progress(
-            TextColumn("embedding chunks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, disable=as_json,
+            TextColumn("embedding chunks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
         ) as bar:
             task = bar.add_task("ingest", total=None)
             report = await rag.ingest_paths(
@@ -245,8 +249,10 @@ def config_recommend(
         _print_json(rec.__dict__)
         return
     out.print(f"preset: [bold]{rec.preset}[/bold]   index_type: [bold]{rec.index_type}[/bold]")
-    out.print(f"db_pool_size: {rec.db_pool_size}   cpu_concurrency: {rec.cpu_concurrency}   "
-              f"cache_memory_mb: {rec.cache_memory_mb}")
+    out.print(
+        f"db_pool_size: {rec.db_pool_size}   cpu_concurrency: {rec.cpu_concurrency}   "
+        f"cache_memory_mb: {rec.cache_memory_mb}"
+    )
     for reason in rec.reasons:
         out.print(f"  - {reason}")
 
@@ -313,12 +319,21 @@ def eval_retrieval(
 
     async def work(rag: Any) -> dict[str, Any]:
         with Progress(
-            TextColumn("queries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, disable=as_json,
+            TextColumn("queries"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
         ) as bar:
             task = bar.add_task("eval", total=None)
             return await evaluate_retrieval(
-                rag, folder, mode, limit, answers, lambda d, t: bar.update(task, completed=d, total=t)  # type: ignore[arg-type]
+                rag,
+                folder,
+                mode,
+                limit,
+                answers,
+                lambda d, t: bar.update(task, completed=d, total=t),  # type: ignore[arg-type]
             )
 
     result = _run(work)
@@ -379,7 +394,9 @@ def bench(
         table = Table("scenario", "p50 ms", "p95 ms", "p99 ms", "rps", "errors")
         for name, s in result["scenarios"].items():
             if "p50_ms" in s:
-                table.add_row(name, str(s["p50_ms"]), str(s["p95_ms"]), str(s["p99_ms"]), str(s["rps"]), str(s["errors"]))
+                table.add_row(
+                    name, str(s["p50_ms"]), str(s["p95_ms"]), str(s["p99_ms"]), str(s["rps"]), str(s["errors"])
+                )
         out.print(table)
         out.print(result["ratios"])
     _print_json(result)

@@ -238,9 +238,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
 def _explicit_fields(settings: Settings, overrides: dict[str, Any]) -> set[str]:
     """Fields the user set explicitly (env, file or argument): a preset does not override them."""
-    explicit = set(overrides) | {
-        name for name in Settings.model_fields if f"VOICERAG_{name.upper()}" in os.environ
-    }
+    explicit = set(overrides) | {name for name in Settings.model_fields if f"VOICERAG_{name.upper()}" in os.environ}
     path = _config_file()
     if path and path.is_file():
         data = tomllib.loads(path.read_text())

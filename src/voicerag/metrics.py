@@ -30,27 +30,35 @@ class Metrics:
         self.worker = str(os.getpid())
         ProcessCollector(registry=self.registry)
         self.requests = Histogram(
-            "voicerag_request_seconds", "HTTP request latency", ["route", "method", "status", "worker"],
-            buckets=BUCKETS, registry=self.registry,
+            "voicerag_request_seconds",
+            "HTTP request latency",
+            ["route", "method", "status", "worker"],
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.stages = Histogram(
-            "voicerag_stage_seconds", "pipeline stage latency", ["stage", "worker"],
-            buckets=BUCKETS, registry=self.registry,
+            "voicerag_stage_seconds",
+            "pipeline stage latency",
+            ["stage", "worker"],
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.cache_events = Gauge(
-            "voicerag_cache_events", "cache hits and misses per policy and tier (cumulative)",
-            ["policy", "tier", "event", "worker"], registry=self.registry,
+            "voicerag_cache_events",
+            "cache hits and misses per policy and tier (cumulative)",
+            ["policy", "tier", "event", "worker"],
+            registry=self.registry,
         )
         self.cache_bytes = Gauge(
-            "voicerag_cache_memory_bytes", "bytes held by the memory tier", ["policy", "worker"],
+            "voicerag_cache_memory_bytes",
+            "bytes held by the memory tier",
+            ["policy", "worker"],
             registry=self.registry,
         )
         self.pool = Gauge(
             "voicerag_pool", "connection pool figures", ["pool", "figure", "worker"], registry=self.registry
         )
-        self.errors = Counter(
-            "voicerag_errors", "errors by kind", ["kind", "worker"], registry=self.registry
-        )
+        self.errors = Counter("voicerag_errors", "errors by kind", ["kind", "worker"], registry=self.registry)
 
     @contextmanager
     def stage(self, name: str, timings: dict[str, float] | None = None) -> Iterator[None]:

@@ -159,8 +159,13 @@ class Pipeline:
     # ---- search -----------------------------------------------------------------------------------------
 
     async def search(
-        self, query: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None,
-        timings: dict[str, float] | None = None, use_cache: bool = True,
+        self,
+        query: str,
+        collections: list[str],
+        mode: SearchMode | None = None,
+        k: int | None = None,
+        timings: dict[str, float] | None = None,
+        use_cache: bool = True,
     ) -> list[Source]:
         """Top ``k`` sources over ``collections``; cached per collection generation unless ``use_cache`` is off."""
         query = self.check_question(query)

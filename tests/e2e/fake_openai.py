@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 @dataclass
 class Behaviour:
     reply: str = "The Eiffel Tower was completed in 1889 [1]."
-    delay_s: float = 0.0          # before the first byte
+    delay_s: float = 0.0  # before the first byte
     status: int = 200
-    fail_times: int = 0           # answer 503 this many times first
+    fail_times: int = 0  # answer 503 this many times first
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
 
@@ -44,14 +44,22 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
         body = behaviour.requests[-1]
         words = behaviour.reply.split(" ")
         if not body.get("stream"):
-            return {"id": "x", "object": "chat.completion", "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": behaviour.reply}, "finish_reason": "stop"}]}
+            return {
+                "id": "x",
+                "object": "chat.completion",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": behaviour.reply}, "finish_reason": "stop"}
+                ],
+            }
 
         async def events():
             for i, word in enumerate(words):
                 piece = word if i == 0 else " " + word
-                chunk = {"id": "x", "object": "chat.completion.chunk",
-                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                chunk = {
+                    "id": "x",
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
                 yield f"data: {json.dumps(chunk)}\n\n"
             yield "data: [DONE]\n\n"
 
@@ -64,8 +72,10 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
             return refused
         texts = behaviour.requests[-1]["input"]
         texts = [texts] if isinstance(texts, str) else texts
-        data = [{"object": "embedding", "index": i, "embedding": [float(len(t) % 7 + 1), 1.0, float(i + 1), 0.5]}
-                for i, t in enumerate(texts)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t) % 7 + 1), 1.0, float(i + 1), 0.5]}
+            for i, t in enumerate(texts)
+        ]
         return {"object": "list", "data": data, "model": behaviour.requests[-1]["model"]}
 
     return app

@@ -57,8 +57,9 @@ def test_ingest_search_ask(client, facts) -> None:
 
 def test_ask_stream_sse(client, facts) -> None:
     ingest_facts(client, facts)
-    with client.stream("POST", "/v1/ask", json={"question": "Who created Python?", "collection": "kb",
-                                                "stream": True}) as response:
+    with client.stream(
+        "POST", "/v1/ask", json={"question": "Who created Python?", "collection": "kb", "stream": True}
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = []
         name = None
@@ -87,8 +88,10 @@ def test_bad_input_is_a_clear_4xx_and_stores_nothing(client, facts) -> None:
     ingest_facts(client, facts)
     corrupt = client.post(
         "/v1/collections/kb/files",
-        files=[("files", ("good.txt", b"Fine text here.", "text/plain")),
-               ("files", ("broken.pdf", b"%PDF-1.4 garbage", "application/pdf"))],
+        files=[
+            ("files", ("good.txt", b"Fine text here.", "text/plain")),
+            ("files", ("broken.pdf", b"%PDF-1.4 garbage", "application/pdf")),
+        ],
     )
     assert corrupt.status_code == 422
     assert corrupt.headers["content-type"] == "application/problem+json"
@@ -123,7 +126,9 @@ def test_cache_routes_and_metrics(client, facts) -> None:
     assert stats["answer"]["tiers"]["memory"]["hits"] == 1
     removed = client.delete("/v1/cache", params={"policy": "answer"}).json()["removed"]
     assert removed["memory"] == 1
-    assert client.post("/v1/ask", json={"question": "Who created Python?", "collection": "kb"}).json()["cached"] is False
+    assert (
+        client.post("/v1/ask", json={"question": "Who created Python?", "collection": "kb"}).json()["cached"] is False
+    )
     assert client.delete("/v1/cache", params={"policy": "nope"}).status_code == 422
     metrics = client.get("/metrics").text
     assert 'voicerag_stage_seconds_count{stage="search"' in metrics

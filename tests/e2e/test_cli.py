@@ -58,6 +58,9 @@ def test_config_commands(tmp_path: Path) -> None:
     config.write_text('preset = "development"\n')
     shown = json.loads(voicerag(tmp_path, "--config", str(config), "config", "show", "--json").stdout)
     assert shown["index_type"] == "flat" and shown["preset"] == "development"
-    rec = json.loads(voicerag(tmp_path, "config", "recommend", "--chunks", "500000", "--cores", "8",
-                             "--memory-gb", "32", "--json").stdout)
+    rec = json.loads(
+        voicerag(
+            tmp_path, "config", "recommend", "--chunks", "500000", "--cores", "8", "--memory-gb", "32", "--json"
+        ).stdout
+    )
     assert rec["index_type"] == "hnsw" and rec["reasons"]

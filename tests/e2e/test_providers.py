@@ -62,8 +62,9 @@ async def test_llm_error_status_falls_back_and_retries_503(provider, make_settin
 async def test_remote_embedder_retries_and_batches(provider, make_settings, facts) -> None:
     behaviour, url = provider
     behaviour.fail_times = 1  # one 503 with Retry-After: 0, then success
-    settings = make_settings(embedder="openai", embedding_api_base=url, embedding_model="emb",
-                             embedding_dimensions=4, embed_batch_size=2)
+    settings = make_settings(
+        embedder="openai", embedding_api_base=url, embedding_model="emb", embedding_dimensions=4, embed_batch_size=2
+    )
     async with await VoiceRAG.open(settings) as rag:
         report = await rag.ingest("kb", facts)
         assert report.chunks == 3

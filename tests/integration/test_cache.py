@@ -153,8 +153,12 @@ async def test_two_replicas_sharing_redis_and_postgres_see_new_answers(redis_cli
     from tests.conftest import reset_postgres
 
     await reset_postgres()
-    one = await VoiceRAG.open(make_settings(database_url=PG_URL, redis_url=TEST_REDIS, data_dir=make_settings().data_dir / "a"))
-    two = await VoiceRAG.open(make_settings(database_url=PG_URL, redis_url=TEST_REDIS, data_dir=make_settings().data_dir / "b"))
+    one = await VoiceRAG.open(
+        make_settings(database_url=PG_URL, redis_url=TEST_REDIS, data_dir=make_settings().data_dir / "a")
+    )
+    two = await VoiceRAG.open(
+        make_settings(database_url=PG_URL, redis_url=TEST_REDIS, data_dir=make_settings().data_dir / "b")
+    )
     try:
         await one.ingest("kb", facts)
         question = "When was the Eiffel Tower completed?"
@@ -183,8 +187,11 @@ def own_redis():
     port = free_port()
 
     def start():
-        proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         import socket
 
@@ -253,10 +260,15 @@ async def test_postgres_backends_terminated_then_recovered(make_settings, facts)
         assert rag.pools.engine.pool.checkedin() >= 1
         admin = create_async_engine(PG_URL)
         async with admin.connect() as conn:
-            killed = (await conn.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            ))).scalar()
+            killed = (
+                await conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend'"
+                    )
+                )
+            ).scalar()
         await admin.dispose()
         assert killed >= 1
         results = await asyncio.gather(*(rag.ask("Who created Python?", ["kb"]) for _ in range(10)))

@@ -22,8 +22,9 @@ async def test_update_replaces_old_chunks(rag: VoiceRAG, facts) -> None:
     await rag.ingest("kb", facts)
     before = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
     assert "1889" in before.text
-    edited = Document("paris", "Paris is the capital of France. The Eiffel Tower was completed in 1887 in this edit.",
-                      "Paris")
+    edited = Document(
+        "paris", "Paris is the capital of France. The Eiffel Tower was completed in 1887 in this edit.", "Paris"
+    )
     report = await rag.ingest("kb", [edited])
     assert (report.added, report.updated) == (0, 1)
     after = await rag.ask("When was the Eiffel Tower completed?", ["kb"])

@@ -50,7 +50,10 @@ class ExtractiveGenerator:
         idf = {t: math.log(1 + n / df[t]) for t in df}
         q_set = set(q_tokens)
         q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
-        for candidate, tokens, in zip(candidates, token_lists, strict=True):
+        for (
+            candidate,
+            tokens,
+        ) in zip(candidates, token_lists, strict=True):
             overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens))
             bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False)))
             length_penalty = 1.0 / (1.0 + 0.02 * max(0, len(tokens) - 25))

@@ -46,7 +46,9 @@ class ChatIn(BaseModel):
 @router.get("/v1/models")
 async def models(rag: Rag) -> dict[str, Any]:
     """Each collection is a chat model; the embedder is an embedding model."""
-    data = [{"id": c["name"], "object": "model", "created": 0, "owned_by": "voicerag"} for c in await rag.list_collections()]
+    data = [
+        {"id": c["name"], "object": "model", "created": 0, "owned_by": "voicerag"} for c in await rag.list_collections()
+    ]
     data.append({"id": rag.embedder.model_name, "object": "model", "created": 0, "owned_by": "voicerag"})
     return {"object": "list", "data": data}
 
@@ -103,19 +105,29 @@ async def chat_completions(body: ChatIn, rag: Rag) -> Any:
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
             ],
-            "usage": {"prompt_tokens": len(question.split()), "completion_tokens": len(answer.text.split()),
-                      "total_tokens": len(question.split()) + len(answer.text.split())},
+            "usage": {
+                "prompt_tokens": len(question.split()),
+                "completion_tokens": len(answer.text.split()),
+                "total_tokens": len(question.split()) + len(answer.text.split()),
+            },
             "sources": [s.to_json() for s in answer.sources],
-            "voicerag": {"generator": answer.generator, "fallback": answer.fallback,
-                         "fallback_reason": answer.fallback_reason, "cached": answer.cached,
-                         "timings_ms": answer.timings_ms},
+            "voicerag": {
+                "generator": answer.generator,
+                "fallback": answer.fallback,
+                "fallback_reason": answer.fallback_reason,
+                "cached": answer.cached,
+                "timings_ms": answer.timings_ms,
+            },
         }
     events = rag.ask_stream(question, collections)
     first = await anext(events)  # errors such as an unknown collection become a 4xx before streaming
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         data = {
-            "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         } | extra
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -132,9 +144,17 @@ async def chat_completions(body: ChatIn, rag: Rag) -> Any:
                 yield chunk({"content": "\n\n" + event["text"]})
             elif event["type"] == "done":
                 answer = event["answer_obj"]
-                yield chunk({}, "stop", sources=sources,
-                            voicerag={"generator": answer.generator, "fallback": answer.fallback,
-                                      "fallback_reason": answer.fallback_reason, "cached": answer.cached})
+                yield chunk(
+                    {},
+                    "stop",
+                    sources=sources,
+                    voicerag={
+                        "generator": answer.generator,
+                        "fallback": answer.fallback,
+                        "fallback_reason": answer.fallback_reason,
+                        "cached": answer.cached,
+                    },
+                )
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(generate(), media_type="text/event-stream")

@@ -149,7 +149,11 @@ class TieredCache:
         return None if found is None else found[0]
 
     async def set(
-        self, policy_name: str, key_parts: Any, value: T, encode: Callable[[T], bytes] = Codec.encode,
+        self,
+        policy_name: str,
+        key_parts: Any,
+        value: T,
+        encode: Callable[[T], bytes] = Codec.encode,
         tags: tuple[str, ...] = (),
     ) -> None:
         if self.enabled:

@@ -71,9 +71,7 @@ class Ingestor:
         known = await self.store.document_hashes(collection, [d.id for d in docs])
         changed = [(d, h) for d in docs if known.get(d.id) != (h := content_hash(d))]
         prepared: list[PreparedDocument] = []
-        spans = [
-            chunk_text(d.text, self.settings.chunk_words, self.settings.chunk_overlap_words) for d, _ in changed
-        ]
+        spans = [chunk_text(d.text, self.settings.chunk_words, self.settings.chunk_overlap_words) for d, _ in changed]
         texts = [s.text for doc_spans in spans for s in doc_spans]
         vectors = []
         step = max(self.settings.embed_batch_size * 4, 64)

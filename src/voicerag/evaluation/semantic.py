@@ -60,12 +60,14 @@ async def evaluate_semantic_cache(embed: Any, folder: Path, pairs: int = 2000, s
         true_hits = int(np.sum(pos >= threshold))
         false_hits = int(np.sum(neg >= threshold))
         precision = true_hits / (true_hits + false_hits) if true_hits + false_hits else 1.0
-        rows.append({
-            "threshold": float(threshold),
-            "precision": round(precision, 4),
-            "paraphrase_hit_rate": round(true_hits / len(pos), 4),
-            "false_hit_rate": round(false_hits / len(neg), 4),
-        })
+        rows.append(
+            {
+                "threshold": float(threshold),
+                "precision": round(precision, 4),
+                "paraphrase_hit_rate": round(true_hits / len(pos), 4),
+                "false_hit_rate": round(false_hits / len(neg), 4),
+            }
+        )
     safe = [r for r in rows if r["precision"] >= 0.99]
     return {
         "negative_pairs": len(neg),

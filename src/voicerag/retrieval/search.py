@@ -196,12 +196,18 @@ class Retriever:
         index = await self.index_for(name, generation)
         candidates = max(k, self.settings.candidates) if mode == "hybrid" else k
         dense_task = (
-            asyncio.to_thread(index.dense.search, vector, candidates) if mode != "lexical" and vector is not None else None
+            asyncio.to_thread(index.dense.search, vector, candidates)
+            if mode != "lexical" and vector is not None
+            else None
         )
         lexical_task = asyncio.to_thread(index.lexical.search, query, candidates) if mode != "dense" else None
         dense, lexical = await asyncio.gather(_maybe(dense_task), _maybe(lexical_task))
-        dense_hits = [] if dense is None else [(float(s), int(i)) for s, i in zip(dense[0][0], dense[1][0]) if i >= 0]
-        lexical_hits = [] if lexical is None else [(float(s), int(i)) for s, i in zip(*lexical)]
+        dense_hits = (
+            []
+            if dense is None
+            else [(float(s), int(i)) for s, i in zip(dense[0][0], dense[1][0], strict=True) if i >= 0]
+        )
+        lexical_hits = [] if lexical is None else [(float(s), int(i)) for s, i in zip(*lexical, strict=True)]
         if mode == "dense":
             return [Hit(i, name, s, dense_score=s) for s, i in dense_hits]
         if mode == "lexical":
