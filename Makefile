@@ -35,6 +35,9 @@ run: install
 test: dev
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
+bench: install
+	$(VENV)/bin/voicerag bench --synthetic 2000 --requests 500 --concurrency 32 --out benchmarks/bench_latest.json
+
 lint: dev
 	$(VENV)/bin/ruff check src tests
 
