@@ -71,6 +71,13 @@ def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) 
         raise typer.Exit(1) from None
 
 
+def _progress(label: str, quiet: bool) -> Progress:
+    """A progress bar on stderr (hidden when the output is JSON)."""
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=quiet
+    )
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
 
@@ -105,14 +112,7 @@ def ingest(
     """Ingest files; a file's document id is its path relative to the argument (re-ingest replaces it)."""
 
     async def work(rag: Any) -> Any:
-        with Progress(
-            TextColumn("embedding chunks"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json,
-        ) as bar:
+        with _progress("embedding chunks", quiet=as_json) as bar:
             task = bar.add_task("ingest", total=None)
             report = await rag.ingest_paths(
                 collection, paths, progress=lambda done, total: bar.update(task, completed=done, total=total)
@@ -318,14 +318,7 @@ def eval_retrieval(
         raise typer.Exit(2)
 
     async def work(rag: Any) -> dict[str, Any]:
-        with Progress(
-            TextColumn("queries"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json,
-        ) as bar:
+        with _progress("queries", quiet=as_json) as bar:
             task = bar.add_task("eval", total=None)
             return await evaluate_retrieval(
                 rag,
