@@ -26,6 +26,8 @@ from voicerag.pipeline import Pipeline
 from voicerag.pools import Pools
 from voicerag.retrieval.embedder import Embedder, create_embedder
 from voicerag.retrieval.search import Retriever
+from voicerag.speech.service import SpeechService
+from voicerag.speech.voice import VoiceAgent
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class VoiceRAG:
         self.metrics = metrics
         self.pipeline = pipeline
         self.ingestor = ingestor
+        self.speech = SpeechService(settings, pools, cache, metrics)
+        self.voice = VoiceAgent(pipeline, self.speech)
         self.instance_id = uuid.uuid4().hex[:12]
         self.bus: InvalidationBus | None = None
 

@@ -140,6 +140,39 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(512, ge=1)
     llm_temperature: float = Field(0.1, ge=0, le=2)
 
+    # speech in
+    stt: Literal["local", "openai"] = "local"
+    stt_language: str | None = Field("en", description="spoken language (ISO 639-1); None lets Whisper detect it")
+    stt_beam_size: int = Field(1, ge=1, le=10)
+    stt_vad: bool = Field(True, description="skip non-speech with Silero VAD before decoding")
+    stt_threads: int = Field(2, ge=1, le=64)
+    stt_api_base: str = "https://api.openai.com/v1"
+    stt_api_key: str | None = None
+    stt_remote_model: str = Field("whisper-1", description="whisper-1, gpt-4o-transcribe, ...")
+    stt_timeout_s: float = Field(30.0, gt=0)
+    stt_partial_interval_s: float = Field(1.0, gt=0, description="streaming: a partial transcript per this much audio")
+    stt_end_silence_s: float = Field(0.8, gt=0, description="streaming: this much silence after speech ends a turn")
+    speech_concurrency: int = Field(1, ge=1, le=64, description="concurrent local STT/TTS model calls")
+    max_audio_mb: float = Field(25.0, gt=0)
+    max_audio_seconds: float = Field(120.0, gt=0)
+
+    # speech out
+    tts: Literal["local", "openai", "elevenlabs"] = "local"
+    tts_local: Literal["piper", "espeak"] = Field("piper", description="the local voice; espeak-ng is the fallback")
+    tts_speed: float = Field(1.0, ge=0.25, le=4.0)
+    tts_api_base: str = "https://api.openai.com/v1"
+    tts_api_key: str | None = None
+    tts_remote_model: str = "gpt-4o-mini-tts"
+    tts_voice: str = Field("alloy", description="OpenAI voice name")
+    elevenlabs_api_base: str = "https://api.elevenlabs.io"
+    elevenlabs_api_key: str | None = None
+    elevenlabs_voice_id: str = "21m00Tcm4TlvDq8ikWAM"
+    elevenlabs_model: str = "eleven_flash_v2_5"
+    tts_timeout_s: float = Field(15.0, gt=0)
+    tts_cache_dir: Path | None = Field(None, description="TTS audio files; default data_dir/tts-cache")
+    tts_cache_max_mb: float = Field(512, ge=0)
+    preload_speech: bool = Field(True, description="serve: load the speech models at startup, not on first use")
+
     # pools
     db_pool_size: int = Field(5, ge=1)
     db_max_overflow: int = Field(5, ge=0)
@@ -202,6 +235,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def resolved_tts_cache_dir(self) -> Path:
+        return self.tts_cache_dir or self.data_dir / "tts-cache"
 
 
 class ConfigError(ValueError):

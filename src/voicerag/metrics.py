@@ -79,7 +79,7 @@ class Metrics:
                 for tier, ts in s["tiers"].items():
                     for event in ("hits", "misses"):
                         self.cache_events.labels(policy, tier, event, self.worker).set(ts[event])
-                    if "bytes" in ts:
+                    if tier == "memory" and "bytes" in ts:
                         self.cache_bytes.labels(policy, self.worker).set(ts["bytes"])
         if pools is not None:
             for pool, figures in pools.stats().items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -81,9 +82,14 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = rag is None
         app.state.rag = rag if rag is not None else await VoiceRAG.open(settings)
+        preload = None
+        if owned and app.state.rag.settings.preload_speech:  # in the background: the API answers meanwhile
+            preload = asyncio.create_task(app.state.rag.speech.preload())
         try:
             yield
         finally:
+            if preload is not None:
+                preload.cancel()
             if owned:
                 await app.state.rag.aclose()
 
@@ -124,10 +130,11 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, "Error", str(exc.detail))
 
-    from voicerag.api import openai_routes, routes
+    from voicerag.api import openai_routes, routes, voice_routes
 
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
+    app.include_router(voice_routes.router)
     static = resources.files("voicerag.api") / "static"
     if (static / "index.html").is_file():
         from fastapi.staticfiles import StaticFiles

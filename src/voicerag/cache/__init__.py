@@ -1,9 +1,10 @@
-"""Tiered caching: L1 memory, L2 Redis, L3 SQL; policies per kind of value; invalidation across replicas."""
+"""Tiered caching: L1 memory, L2 Redis, L3 SQL, disk files for TTS audio; policies per kind of value;
+invalidation across replicas."""
 
 from __future__ import annotations
 
 from voicerag.cache.tiered import POLICY_NAMES, Policy, TieredCache
-from voicerag.cache.tiers import CacheTier, MemoryTier, RedisTier, SQLTier
+from voicerag.cache.tiers import CacheTier, FileTier, MemoryTier, RedisTier, SQLTier
 from voicerag.config import Settings
 from voicerag.pools import Pools
 
@@ -18,7 +19,8 @@ def policies_from(settings: Settings) -> dict[str, Policy]:
         "tts": settings.cache_ttl_tts_s,
         "stt": settings.cache_ttl_stt_s,
     }
-    return {name: Policy(name, ttl[name], MEMORY_SHARES[name]) for name in POLICY_NAMES}
+    tiers = dict.fromkeys(POLICY_NAMES, ("memory", "redis", "sql")) | {"tts": ("memory", "disk")}
+    return {name: Policy(name, ttl[name], MEMORY_SHARES[name], tiers[name]) for name in POLICY_NAMES}
 
 
 def build_cache(settings: Settings, pools: Pools) -> TieredCache:
@@ -32,7 +34,9 @@ def build_cache(settings: Settings, pools: Pools) -> TieredCache:
         tiers.append(RedisTier(pools.redis))
     if settings.cache_sql:
         tiers.append(SQLTier(pools.engine))
+    if settings.tts_cache_max_mb > 0:
+        tiers.append(FileTier(settings.resolved_tts_cache_dir, int(settings.tts_cache_max_mb * 1024 * 1024)))
     return TieredCache(tiers, policies, enabled=settings.cache_enabled)
 
 
-__all__ = ["TieredCache", "Policy", "build_cache", "policies_from", "MemoryTier", "RedisTier", "SQLTier"]
+__all__ = ["TieredCache", "Policy", "build_cache", "policies_from", "MemoryTier", "RedisTier", "SQLTier", "FileTier"]

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from voicerag.cache.tiers import CacheTier, MemoryTier
+from voicerag.cache.tiers import CacheTier, FileTier, MemoryTier
 
 log = logging.getLogger(__name__)
 
@@ -208,16 +208,23 @@ class TieredCache:
     def stats_json(self) -> dict[str, Any]:
         """Per policy: hits, misses, hit rate, and per-tier figures (bytes and evictions for memory)."""
         memory = next((t for t in self.tiers if isinstance(t, MemoryTier)), None)
+        disk = next((t for t in self.tiers if isinstance(t, FileTier)), None)
         out: dict[str, Any] = {}
         for name, s in self.stats.items():
             total = s.hits + s.misses
-            tiers = {tier: ts.to_json() for tier, ts in s.tiers.items()}
+            tiers = {tier: ts.to_json() for tier, ts in s.tiers.items() if tier in self.policies[name].tiers}
             if memory is not None and "memory" in tiers:
                 tiers["memory"] |= {
                     "bytes": memory.bytes_used(name),
                     "entries": memory.entries(name),
                     "evictions": memory.evictions.get(name, 0),
                     "budget_bytes": memory.budgets.get(name, 0),
+                }
+            if disk is not None and "disk" in self.policies[name].tiers:
+                tiers["disk"] |= {
+                    "bytes": disk.bytes_used(),
+                    "evictions": disk.evictions,
+                    "budget_bytes": disk.max_bytes,
                 }
             out[name] = {
                 "hits": s.hits,

@@ -1,13 +1,18 @@
-"""Cache tiers: L1 in-process (TTL + LRU by bytes), L2 Redis, L3 SQL. All store bytes under string keys."""
+"""Cache tiers: L1 in-process (TTL + LRU by bytes), L2 Redis, L3 SQL, and files on disk for audio. All store
+bytes under string keys."""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
+import os
+import struct
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select
@@ -281,3 +286,110 @@ class SQLTier:
         async with self.engine.begin() as conn:
             result = await conn.execute(stmt)
         return int(result.rowcount or 0)
+
+
+class FileTier:
+    """Values as files on disk, content-addressed by key (``DIR/POLICY/HASH``), bounded in bytes, least recently
+    used evicted first (a read refreshes the file's mtime). Survives restarts; holds large values such as audio."""
+
+    name = "disk"
+    _HEADER = 8  # expiry time, float64 seconds since the epoch
+
+    def __init__(self, root: Path, max_bytes: int):
+        self.root = root
+        self.max_bytes = max_bytes
+        self.evictions = 0
+        self._lock = threading.Lock()
+        self._sizes: dict[Path, int] = {}
+        root.mkdir(parents=True, exist_ok=True)
+        for path in root.glob("*/*"):
+            if path.suffix == ".tmp":
+                path.unlink(missing_ok=True)  # a write cut short by a crash
+            elif path.is_file():
+                self._sizes[path] = path.stat().st_size
+
+    def bytes_used(self) -> int:
+        return sum(self._sizes.values())
+
+    def _path(self, key: str) -> Path | None:
+        parts = key.split(":", 2)
+        if len(parts) != 3 or not parts[2].isalnum():
+            return None
+        return self.root / parts[1] / parts[2]
+
+    async def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        if path is None or path not in self._sizes:
+            return None
+        return await asyncio.to_thread(self._read, path)
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            data = path.read_bytes()
+            expires_at = struct.unpack("<d", data[: self._HEADER])[0]
+        except (OSError, struct.error):
+            self._forget(path)
+            return None
+        if expires_at <= time.time():
+            self._forget(path)
+            return None
+        os.utime(path)
+        return data[self._HEADER :]
+
+    def _forget(self, path: Path) -> None:
+        with self._lock:
+            self._sizes.pop(path, None)
+        path.unlink(missing_ok=True)
+
+    async def set(self, key: str, value: bytes, ttl_s: float, policy: str, tags: tuple[str, ...]) -> None:
+        path = self._path(key)
+        if path is None or len(value) + self._HEADER > self.max_bytes:
+            return
+        try:
+            await asyncio.to_thread(self._write, path, struct.pack("<d", time.time() + ttl_s) + value)
+        except OSError as exc:
+            log.warning("disk cache write failed: %s", exc)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)  # readers see the whole file or none
+        with self._lock:
+            self._sizes[path] = len(data)
+            over = sum(self._sizes.values()) - self.max_bytes
+        if over > 0:
+            self._evict(over)
+
+    def _evict(self, over: int) -> None:
+        def mtime(p: Path) -> float:
+            try:
+                return p.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        for path in sorted(list(self._sizes), key=mtime):
+            if over <= 0:
+                break
+            over -= self._sizes.get(path, 0)
+            self._forget(path)
+            self.evictions += 1
+
+    async def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            if path is not None:
+                self._forget(path)
+
+    async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int:
+        if tag is not None:
+            return 0  # disk entries carry no tags (audio depends only on text and voice)
+        doomed = [
+            p
+            for p in list(self._sizes)
+            if (policy is None or p.parent.name == policy)
+            and (pattern is None or fnmatch.fnmatchcase(f"vr1:{p.parent.name}:{p.name}", pattern))
+        ]
+        for path in doomed:
+            self._forget(path)
+        return len(doomed)

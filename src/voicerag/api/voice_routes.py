@@ -1,0 +1,193 @@
+"""Voice routes: a spoken question answered aloud (one request, or a websocket stream), speech for any text,
+and the OpenAI-compatible ``/v1/audio/transcriptions`` and ``/v1/audio/speech``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from voicerag.api.routes import Rag
+from voicerag.errors import InvalidInput, VoiceRAGError
+from voicerag.speech.audio import CONTENT_TYPES, encode_audio
+from voicerag.speech.tts import Speech, join_speech
+from voicerag.speech.voice import VoiceSession
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+AudioFormat = Literal["wav", "mp3", "opus", "flac", "aac", "pcm", "webm", "m4a"]
+
+
+def _names(collection: str | None, collections: str | None) -> list[str]:
+    names = [c.strip() for c in (collections or "").split(",") if c.strip()] + ([collection] if collection else [])
+    if not names:
+        raise InvalidInput("name the collection to ask: form field 'collection' (or 'collections', comma-separated)")
+    return names
+
+
+def _audio_response(speech: Speech, fmt: str) -> Response:
+    headers = {"X-Sample-Rate": str(speech.sample_rate), "X-Audio-Seconds": f"{speech.seconds:.3f}"}
+    return Response(encode_audio(speech.pcm, speech.sample_rate, fmt), media_type=CONTENT_TYPES[fmt], headers=headers)
+
+
+@router.post("/v1/voice/ask", tags=["voice"])
+async def voice_ask(
+    rag: Rag,
+    file: Annotated[UploadFile, File(description="the spoken question: wav, flac, ogg, webm, mp3 or m4a")],
+    collection: Annotated[str | None, Form()] = None,
+    collections: Annotated[str | None, Form(description="several collections, comma-separated")] = None,
+    mode: Annotated[Literal["dense", "lexical", "hybrid"] | None, Form()] = None,
+    k: Annotated[int | None, Form()] = None,
+    language: Annotated[str | None, Form()] = None,
+    audio_format: Annotated[AudioFormat, Form()] = "wav",
+    inline_audio: Annotated[bool, Form(description="answer audio as base64 in the JSON, not as a URL")] = False,
+) -> dict[str, Any]:
+    """Audio in, JSON out: transcript, answer, sources, the spoken answer (URL or base64) and per-stage timings."""
+    started = time.perf_counter()
+    names = _names(collection, collections)
+    timings: dict[str, float] = {}
+    transcript = await rag.speech.transcribe_file(await file.read(), language, timings)
+    if not transcript.text:
+        raise InvalidInput("no speech was recognised in the audio; record the question again, closer to the microphone")
+    pieces: list[Speech] = []
+    answer: dict[str, Any] = {}
+    async for event in rag.voice.answer_events(transcript.text, names, mode, k, timings):
+        if event["type"] == "audio":
+            pieces.append(event["speech"])
+        elif event["type"] == "done":
+            answer = event["answer"]
+    speech = join_speech(pieces)
+    audio: dict[str, Any] = {
+        "format": audio_format,
+        "sample_rate": speech.sample_rate,
+        "seconds": round(speech.seconds, 3),
+    }
+    if inline_audio:
+        audio["base64"] = base64.b64encode(encode_audio(speech.pcm, speech.sample_rate, audio_format)).decode()
+    else:
+        audio["url"] = "/v1/voice/speech?" + urlencode({"text": answer["answer"], "format": audio_format})
+    timings["total"] = round((time.perf_counter() - started) * 1000, 3)
+    return {"transcript": transcript.to_json(), **answer, "audio": audio, "timings_ms": timings}
+
+
+@router.get("/v1/voice/speech", tags=["voice"])
+async def voice_speech(
+    rag: Rag,
+    text: Annotated[str, Query(min_length=1)],
+    format: Annotated[AudioFormat, Query()] = "wav",
+) -> Response:
+    """Speak ``text`` (the ``audio.url`` of /v1/voice/ask points here; cached per sentence)."""
+    return _audio_response(await rag.speech.speak(text), format)
+
+
+@router.websocket("/v1/voice/stream")
+async def voice_stream(websocket: WebSocket) -> None:
+    """Streaming voice. Client -> server: a JSON ``start`` (collection, sample_rate, language, speak), then binary
+    frames of 16-bit mono PCM, ``end`` to close a turn (or silence does), ``ask`` with ``text`` for a typed
+    question, ``cancel`` to stop an answer. Server -> client: ``ready``, ``partial_transcript``,
+    ``final_transcript``, ``sources``, ``answer_delta``, ``audio`` (JSON header, then a binary frame of 16-bit
+    PCM), ``done``, ``interrupted`` (barge-in), ``error``."""
+    await websocket.accept()
+    rag = websocket.app.state.rag
+    session = VoiceSession(rag.voice, websocket.send_json, websocket.send_bytes)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            try:
+                if message.get("bytes") is not None:
+                    await session.audio(message["bytes"])
+                    continue
+                await _control(session, message.get("text") or "")
+            except VoiceRAGError as exc:
+                await websocket.send_json({"type": "error", "status": exc.status, "detail": exc.detail})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await session.close()
+
+
+async def _control(session: VoiceSession, text: str) -> None:
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidInput("control messages are JSON objects with a 'type'") from None
+    kind = message.get("type") if isinstance(message, dict) else None
+    if kind == "start":
+        await session.start(message)
+    elif kind == "end":
+        await session.end()
+    elif kind == "ask":
+        await session.ask_text(str(message.get("text") or ""))
+    elif kind == "cancel":
+        await session.interrupt("cancelled")
+    else:
+        raise InvalidInput(f"unknown message type {kind!r}; one of start, end, ask, cancel")
+
+
+# ---- OpenAI-compatible -------------------------------------------------------------------------------------
+
+
+@router.post("/v1/audio/transcriptions", tags=["openai"])
+async def transcriptions(
+    rag: Rag,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()] = "whisper-1",
+    language: Annotated[str | None, Form()] = None,
+    prompt: Annotated[str | None, Form()] = None,
+    response_format: Annotated[Literal["json", "text", "verbose_json", "srt", "vtt"], Form()] = "json",
+    temperature: Annotated[float | None, Form()] = None,
+) -> Any:
+    """OpenAI's transcription endpoint, answered by the configured transcriber (``model`` is accepted as is)."""
+    transcript = await rag.speech.transcribe_file(await file.read(), language)
+    if response_format == "text":
+        return PlainTextResponse(transcript.text)
+    if response_format in ("srt", "vtt"):
+        return PlainTextResponse(_subtitles(transcript.segments, response_format))
+    if response_format == "verbose_json":
+        return {
+            "task": "transcribe",
+            "language": transcript.language,
+            "duration": transcript.duration_s,
+            "text": transcript.text,
+            "segments": [{"id": i, **s} for i, s in enumerate(transcript.segments)],
+        }
+    return {"text": transcript.text}
+
+
+def _subtitles(segments: list[dict[str, Any]], kind: str) -> str:
+    def stamp(seconds: float) -> str:
+        ms = int(round(seconds * 1000))
+        h, m, s, ms = ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60, ms % 1000
+        return f"{h:02}:{m:02}:{s:02}{',' if kind == 'srt' else '.'}{ms:03}"
+
+    blocks = [
+        (f"{i + 1}\n" if kind == "srt" else "") + f"{stamp(s['start'])} --> {stamp(s['end'])}\n{s['text']}\n"
+        for i, s in enumerate(segments)
+    ]
+    return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(blocks)
+
+
+class SpeechIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    input: str = Field(min_length=1)
+    model: str = "tts-1"
+    voice: str | dict[str, Any] = "alloy"
+    response_format: AudioFormat = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+
+
+@router.post("/v1/audio/speech", tags=["openai"])
+async def speech(body: SpeechIn, rag: Rag) -> Response:
+    """OpenAI's speech endpoint, spoken by the configured voice (``voice`` and ``model`` are accepted as is)."""
+    return _audio_response(await rag.speech.speak(body.input, speed=body.speed), body.response_format)

@@ -1,0 +1,195 @@
+"""SpeechService: transcription and synthesis with limits, caching (policies ``stt`` and ``tts``) and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from voicerag.cache.tiered import TieredCache
+from voicerag.config import Settings
+from voicerag.documents.chunking import split_sentences
+from voicerag.errors import InvalidInput
+from voicerag.metrics import Metrics
+from voicerag.pools import Pools
+from voicerag.speech.audio import Limits, decode_audio
+from voicerag.speech.stt import Transcript, create_transcriber
+from voicerag.speech.tts import Speech, create_synthesizer, join_speech
+
+_CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+MAX_SPOKEN_SENTENCE = 400
+MAX_SPEECH_CHARS = 10_000
+
+
+def spoken_sentences(text: str) -> list[str]:
+    """The sentences to speak: citation markers dropped, long sentences cut at commas or spaces."""
+    text = _CITATION.sub("", text)
+    out: list[str] = []
+    spans = [span for line in text.splitlines() for span in split_sentences(line)]
+    for span in spans:
+        sentence = " ".join(span.text.split())
+        while len(sentence) > MAX_SPOKEN_SENTENCE:
+            cut = sentence.rfind(", ", 0, MAX_SPOKEN_SENTENCE)
+            cut = cut + 1 if cut > 0 else sentence.rfind(" ", 0, MAX_SPOKEN_SENTENCE)
+            cut = cut if cut > 0 else MAX_SPOKEN_SENTENCE
+            out.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if any(ch.isalnum() for ch in sentence):
+            out.append(sentence)
+    return out
+
+
+def _speech_to_bytes(speech: Speech) -> bytes:
+    return msgpack.packb({"rate": speech.sample_rate, "pcm": speech.pcm}, use_bin_type=True)
+
+
+def _speech_from_bytes(data: bytes) -> Speech:
+    value = msgpack.unpackb(data, raw=False)
+    if not value["pcm"] or value["rate"] <= 0:
+        raise ValueError("empty audio")
+    return Speech(value["pcm"], value["rate"])
+
+
+class SpeechService:
+    """The speech half of VoiceRAG. Local models load lazily (or at preload()); CPU work runs off the event
+    loop, at most ``speech_concurrency`` model calls at a time."""
+
+    def __init__(self, settings: Settings, pools: Pools, cache: TieredCache, metrics: Metrics):
+        self.settings = settings
+        self.cache = cache
+        self.metrics = metrics
+        self.limit = asyncio.Semaphore(settings.speech_concurrency)
+        self.limits = Limits(int(settings.max_audio_mb * 1024 * 1024), settings.max_audio_seconds)
+        self.transcriber, self.whisper = create_transcriber(settings, pools, self.limit)
+        self.synthesizer, self.piper = create_synthesizer(settings, pools, self.limit)
+
+    async def preload(self) -> None:
+        """Load the local models now so the first request does not pay for it (≈ 1.5 s)."""
+        await asyncio.to_thread(self.whisper.model)
+        if self.piper is not None:
+            await asyncio.to_thread(self.piper.voice)
+
+    # ---- speech to text ---------------------------------------------------------------------------------
+
+    async def decode(self, data: bytes, timings: dict[str, float] | None = None) -> np.ndarray:
+        """Any common audio file -> 16 kHz mono float32 (4xx errors for bad audio)."""
+        with self.metrics.stage("audio_decode", timings):
+            return await asyncio.to_thread(decode_audio, data, self.limits)
+
+    async def transcribe_file(
+        self, data: bytes, language: str | None = None, timings: dict[str, float] | None = None
+    ) -> Transcript:
+        """Transcribe an audio file; cached by the file's content hash, the model and the language."""
+        if len(data) > self.limits.max_bytes:
+            await self.decode(data)  # raises the 413 with its message
+        digest = hashlib.sha256(data).hexdigest()
+
+        async def compute() -> Transcript:
+            return await self.transcribe(await self.decode(data, timings), language, timings, cache=False)
+
+        return await self._cached_transcript(digest, language, compute, timings)
+
+    async def transcribe(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        timings: dict[str, float] | None = None,
+        cache: bool = True,
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 audio; cached by the samples' hash unless ``cache`` is off."""
+        language = language or self.settings.stt_language
+
+        async def compute() -> Transcript:
+            with self.metrics.stage("stt", timings):
+                return await self.transcriber.transcribe(audio, language)
+
+        if not cache:
+            return await compute()
+        digest = hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
+        return await self._cached_transcript(digest, language, compute, timings)
+
+    async def _cached_transcript(
+        self, digest: str, language: str | None, compute: Any, timings: dict[str, float] | None
+    ) -> Transcript:
+        language = language or self.settings.stt_language
+        key = (digest, self.transcriber.signature, language)
+        with self.metrics.stage("stt_total", timings):
+            transcript, hit = await self.cache.get_or_compute(
+                "stt",
+                key,
+                compute,
+                encode=lambda t: msgpack.packb(t.to_json(), use_bin_type=True),
+                decode=lambda b: Transcript(**msgpack.unpackb(b, raw=False)),
+                cacheable=lambda t: not t.fallback,
+            )
+        transcript.cached = hit
+        return transcript
+
+    # ---- text to speech ---------------------------------------------------------------------------------
+
+    def check_text(self, text: str) -> list[str]:
+        if not text or not text.strip():
+            raise InvalidInput("the text to speak is empty; send non-empty 'input'")
+        if len(text) > MAX_SPEECH_CHARS:
+            raise InvalidInput(f"the text to speak is {len(text)} characters; at most {MAX_SPEECH_CHARS} are accepted")
+        sentences = spoken_sentences(text)
+        if not sentences:
+            raise InvalidInput("the text holds nothing to speak (no letters or digits)")
+        return sentences
+
+    async def speak_sentence(self, sentence: str, speed: float | None = None) -> tuple[Speech, bool]:
+        """One sentence's audio, from the cache (memory, then files on disk) or the voice; (speech, was_hit)."""
+        speed = speed or self.settings.tts_speed
+        return await self.cache.get_or_compute(
+            "tts",
+            (self.synthesizer.signature, round(speed, 3), sentence),
+            lambda: self.synthesizer.synthesize(sentence, speed),
+            encode=_speech_to_bytes,
+            decode=_speech_from_bytes,
+            cacheable=lambda s: not s.fallback,
+        )
+
+    async def speak_stream(
+        self, sentences: list[str], timings: dict[str, float] | None = None, speed: float | None = None
+    ) -> AsyncIterator[tuple[int, str, Speech]]:
+        """Speak sentence by sentence: the first one is yielded as soon as it is ready while the next ones are
+        being synthesized."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
+        started = time.perf_counter()
+
+        async def produce() -> None:
+            try:
+                for index, sentence in enumerate(sentences):
+                    speech, _ = await self.speak_sentence(sentence, speed)
+                    await queue.put((index, sentence, speech))
+                await queue.put(None)
+            except Exception as exc:
+                await queue.put(exc)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                if item[0] == 0 and timings is not None:
+                    timings["tts_first_audio"] = round((time.perf_counter() - started) * 1000, 3)
+                    self.metrics.stages.labels("tts_first_audio", self.metrics.worker).observe(
+                        time.perf_counter() - started
+                    )
+                yield item
+        finally:
+            producer.cancel()
+            if timings is not None:
+                timings["tts"] = round((time.perf_counter() - started) * 1000, 3)
+
+    async def speak(self, text: str, timings: dict[str, float] | None = None, speed: float | None = None) -> Speech:
+        """All of ``text`` as one piece of audio (at the first sentence's sample rate)."""
+        if speed is not None and not 0.25 <= speed <= 4.0:
+            raise InvalidInput(f"speed must be between 0.25 and 4.0 (got {speed})")
+        return join_speech([speech async for _, _, speech in self.speak_stream(self.check_text(text), timings, speed)])

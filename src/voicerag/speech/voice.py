@@ -1,0 +1,296 @@
+"""Voice turns: a spoken (or typed) question -> transcript -> grounded answer -> spoken answer, streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from voicerag.answer.types import Answer
+from voicerag.config import SearchMode
+from voicerag.errors import InvalidInput, VoiceRAGError
+from voicerag.pipeline import Pipeline
+from voicerag.speech.audio import SAMPLE_RATE, pcm16_to_float, resample_pcm16
+from voicerag.speech.service import SpeechService, spoken_sentences
+from voicerag.speech.stt import speech_timestamps
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class VoiceAgent:
+    """Answers questions aloud: the answer's sentences are spoken as soon as each is complete, while the
+    rest of the answer is still being written."""
+
+    def __init__(self, pipeline: Pipeline, speech: SpeechService):
+        self.pipeline = pipeline
+        self.speech = speech
+
+    async def answer_events(
+        self,
+        question: str,
+        collections: list[str],
+        mode: SearchMode | None = None,
+        k: int | None = None,
+        timings: dict[str, float] | None = None,
+        speak: bool = True,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events: ``sources``, ``answer_delta``, ``fallback``, ``audio`` (with a ``speech``), then ``done``."""
+        timings = {} if timings is None else timings
+        started = time.perf_counter()
+        out: asyncio.Queue[Any] = asyncio.Queue()
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        result: dict[str, Answer] = {}
+
+        async def write() -> None:
+            text, queued = "", 0
+            try:
+                async for event in self.pipeline.ask_stream(question, collections, mode, k):
+                    kind = event["type"]
+                    if kind == "done":
+                        result["answer"] = event["answer_obj"]
+                        text = result["answer"].text
+                        break
+                    if kind == "delta":
+                        text += event["text"]
+                        await out.put({"type": "answer_delta", "text": event["text"]})
+                    elif kind == "fallback":
+                        text, queued = event["text"], 0
+                        await out.put({"type": "fallback", "reason": event["reason"], "text": event["text"]})
+                    else:
+                        await out.put(event)
+                    complete = spoken_sentences(text)[:-1] if speak else []
+                    for sentence in complete[queued:]:
+                        await sentences.put(sentence)
+                    queued = max(queued, len(complete))
+                if speak:
+                    for sentence in spoken_sentences(text)[queued:]:
+                        await sentences.put(sentence)
+            except BaseException as exc:
+                await out.put(exc)
+                raise
+            finally:
+                await sentences.put(None)
+                await out.put(_END)
+
+        async def say() -> None:
+            index = 0
+            try:
+                while (sentence := await sentences.get()) is not None:
+                    speech, hit = await self.speech.speak_sentence(sentence)
+                    if index == 0:
+                        timings["tts_first_audio"] = round((time.perf_counter() - started) * 1000, 3)
+                    await out.put(
+                        {"type": "audio", "index": index, "sentence": sentence, "speech": speech, "cached": hit}
+                    )
+                    index += 1
+            except BaseException as exc:
+                await out.put(exc)
+                raise
+            finally:
+                await out.put(_END)
+
+        tasks = [asyncio.create_task(write()), asyncio.create_task(say())]
+        try:
+            ended = 0
+            while ended < len(tasks):
+                item = await out.get()
+                if item is _END:
+                    ended += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+            timings["answer_and_speech"] = round((time.perf_counter() - started) * 1000, 3)
+            answer = result["answer"]
+            yield {"type": "done", "answer": answer.to_json(), "answer_obj": answer, "timings_ms": timings}
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+SendBytes = Callable[[bytes], Awaitable[None]]
+
+
+class VoiceSession:
+    """One streaming conversation (the websocket's state). Audio arrives as 16-bit mono PCM frames; every
+    ``stt_partial_interval_s`` of new audio a partial transcript goes out; the turn ends on the client's
+    ``end`` or after ``stt_end_silence_s`` of silence following speech; the answer then streams as text and
+    per-sentence audio. Speech from the client while an answer is running cancels it (barge-in)."""
+
+    def __init__(self, agent: VoiceAgent, send: Send, send_bytes: SendBytes):
+        self.agent = agent
+        self.speech = agent.speech
+        settings = agent.speech.settings
+        self.partial_every = int(settings.stt_partial_interval_s * SAMPLE_RATE)
+        self.end_silence = int(settings.stt_end_silence_s * SAMPLE_RATE)
+        self.max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
+        self.send = send
+        self.send_bytes = send_bytes
+        self.options: dict[str, Any] = {}
+        self.sample_rate = SAMPLE_RATE
+        self.buffer: list[np.ndarray] = []
+        self.samples = 0
+        self.checked_at = 0
+        self.heard_speech = False
+        self.partial_task: asyncio.Task[None] | None = None
+        self.answer_task: asyncio.Task[None] | None = None
+        self.partials_sent = -1
+        self.turn_started = 0.0
+
+    # ---- control messages -------------------------------------------------------------------------------
+
+    async def start(self, message: dict[str, Any]) -> None:
+        """``{"type": "start", "collection": ..., "sample_rate": 16000, "language": "en", "speak": true}``."""
+        names = list(message.get("collections") or []) + ([message["collection"]] if message.get("collection") else [])
+        if not names:
+            raise InvalidInput("start: name the collection to ask: 'collection' or 'collections'")
+        rate = int(message.get("sample_rate", SAMPLE_RATE))
+        if not 8_000 <= rate <= 96_000:
+            raise InvalidInput(f"start: sample_rate must be between 8000 and 96000 Hz (got {rate})")
+        self.sample_rate = rate
+        self.options = {
+            "collections": names,
+            "mode": message.get("mode"),
+            "k": message.get("k"),
+            "language": message.get("language"),
+            "speak": bool(message.get("speak", True)),
+        }
+        await self.interrupt("new session")
+        self.reset()
+        await self.send({"type": "ready", "sample_rate": SAMPLE_RATE, "formats": ["pcm16"]})
+
+    def reset(self) -> None:
+        self.buffer, self.samples, self.checked_at, self.heard_speech = [], 0, 0, False
+        self.partials_sent = -1
+        self.turn_started = time.perf_counter()
+
+    async def interrupt(self, reason: str) -> None:
+        """Cancel the answer in progress (barge-in, cancel, or a new question)."""
+        if self.answer_task is not None and not self.answer_task.done():
+            self.answer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.answer_task
+            await self.send({"type": "interrupted", "reason": reason})
+        self.answer_task = None
+
+    async def ask_text(self, text: str) -> None:
+        """A typed question in the same session: answered (and spoken) like a spoken one."""
+        self._require_started()
+        await self.interrupt("new question")
+        self.reset()
+        self.answer_task = asyncio.create_task(self._answer(text, {"stt": 0.0}, time.perf_counter()))
+
+    # ---- audio ------------------------------------------------------------------------------------------
+
+    async def audio(self, frame: bytes) -> None:
+        """A frame of 16-bit mono PCM at the session's sample rate."""
+        self._require_started()
+        pcm = resample_pcm16(frame, self.sample_rate, SAMPLE_RATE)
+        samples = pcm16_to_float(pcm)
+        if not samples.size:
+            return
+        if not self.buffer:
+            self.turn_started = time.perf_counter()
+        self.buffer.append(samples)
+        self.samples += samples.size
+        if self.samples > self.max_samples:
+            self.reset()
+            raise InvalidInput(
+                f"the spoken question is longer than {self.max_samples // SAMPLE_RATE} s (VOICERAG_MAX_AUDIO_SECONDS)"
+            )
+        if self.samples - self.checked_at >= self.partial_every // 4:
+            self.checked_at = self.samples
+            await self._check()
+
+    async def _check(self) -> None:
+        audio = np.concatenate(self.buffer)
+        speech = await asyncio.to_thread(speech_timestamps, audio)
+        if not speech:
+            if not self.heard_speech and self.samples > 3 * SAMPLE_RATE:  # keep only the last 1 s of silence
+                self.buffer = [audio[-SAMPLE_RATE:]]
+                self.samples = self.checked_at = SAMPLE_RATE
+            return
+        if self.answer_task is not None and not self.answer_task.done():
+            await self.interrupt("barge-in")
+        self.heard_speech = True
+        if self.samples - speech[-1]["end"] >= self.end_silence:
+            await self.end()
+            return
+        idle = self.partial_task is None or self.partial_task.done()
+        if idle and self.samples >= self.partial_every and self.samples // self.partial_every != self.partials_sent:
+            self.partials_sent = self.samples // self.partial_every
+            self.partial_task = asyncio.create_task(self._partial(audio))
+
+    async def _partial(self, audio: np.ndarray) -> None:
+        try:
+            transcript = await self.speech.transcribe(audio, self.options["language"], cache=False)
+            if transcript.text and self.buffer:
+                await self.send({"type": "partial_transcript", "text": transcript.text})
+        except Exception as exc:  # a failed partial is not fatal: the final transcript decides
+            log.debug("partial transcript failed: %s", exc)
+
+    async def end(self) -> None:
+        """The turn is over: final transcript, then the answer (text and audio) in the background."""
+        self._require_started()
+        if not self.buffer:
+            return
+        ended = time.perf_counter()
+        audio = np.concatenate(self.buffer)
+        self.reset()
+        if self.partial_task is not None:
+            self.partial_task.cancel()
+        timings: dict[str, float] = {}
+        transcript = await self.speech.transcribe(audio, self.options["language"], timings)
+        await self.send(
+            {"type": "final_transcript", "text": transcript.text, "cached": transcript.cached, "timings_ms": timings}
+        )
+        if not transcript.text.strip():
+            await self.send({"type": "error", "status": 422, "detail": "no speech was recognised; ask again"})
+            return
+        self.answer_task = asyncio.create_task(self._answer(transcript.text, timings, ended))
+
+    async def _answer(self, question: str, timings: dict[str, float], ended: float) -> None:
+        o = self.options
+        first_audio = True
+        try:
+            async for event in self.agent.answer_events(
+                question, o["collections"], o["mode"], o["k"], timings, o["speak"]
+            ):
+                if event["type"] == "audio":
+                    speech = event.pop("speech")
+                    if first_audio:
+                        timings["voice_to_first_audio"] = round((time.perf_counter() - ended) * 1000, 3)
+                        first_audio = False
+                    await self.send(
+                        event | {"sample_rate": speech.sample_rate, "format": "pcm16", "bytes": len(speech.pcm)}
+                    )
+                    await self.send_bytes(speech.pcm)
+                elif event["type"] == "done":
+                    await self.send({"type": "done", "answer": event["answer"], "timings_ms": timings})
+                else:
+                    await self.send(event)
+        except asyncio.CancelledError:
+            raise
+        except VoiceRAGError as exc:
+            await self.send({"type": "error", "status": exc.status, "detail": exc.detail})
+        except Exception as exc:
+            log.exception("voice answer failed")
+            await self.send({"type": "error", "status": 500, "detail": f"{type(exc).__name__}: {exc}"})
+
+    def _require_started(self) -> None:
+        if not self.options:
+            raise InvalidInput('send {"type": "start", "collection": NAME} first')
+
+    async def close(self) -> None:
+        for task in (self.partial_task, self.answer_task):
+            if task is not None:
+                task.cancel()
