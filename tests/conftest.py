@@ -37,7 +37,8 @@ async def reset_postgres() -> None:
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def factory(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "cache_memory_mb": 32} | overrides
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "cache_memory_mb": 32, "preload_speech": False}
+        values |= overrides
         return Settings(**values)
 
     return factory

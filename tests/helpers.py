@@ -100,3 +100,15 @@ def serve(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def spoken_wav(text: str, lead_s: float = 0.3, tail_s: float = 1.0) -> bytes:
+    """``text`` spoken by the local Piper voice, as a 22,050 Hz WAV with silence around it (a test question)."""
+    from voicerag.speech.audio import encode_audio
+    from voicerag.speech.tts import load_piper
+
+    voice = load_piper()
+    rate = voice.config.sample_rate
+    speech = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
+    silence = b"\0\0"
+    return encode_audio(silence * int(lead_s * rate) + speech + silence * int(tail_s * rate), rate, "wav")

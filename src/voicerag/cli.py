@@ -1,4 +1,5 @@
-"""The ``voicerag`` command: serve, ingest, search, ask, collections, cache, config, eval."""
+"""The ``voicerag`` command: serve, ingest, search, ask, transcribe, say, talk, collections, cache, config, eval,
+bench."""
 
 from __future__ import annotations
 
@@ -299,6 +300,112 @@ def cache_clear(
     out.print(f"removed: {removed}")
 
 
+# ---- voice -------------------------------------------------------------------------------------------------
+
+AudioOut = Annotated[Path, typer.Option("--output", "-o", help="audio file to write; its suffix is the format")]
+
+
+def _read_audio(path: Path) -> bytes:
+    if not path.is_file():
+        console.print(f"[red]error:[/red] {path} does not exist")
+        raise typer.Exit(2)
+    return path.read_bytes()
+
+
+def _audio_format(path: Path) -> str:
+    from voicerag.speech.audio import OUTPUT_FORMATS
+
+    fmt = path.suffix.lstrip(".").lower() or "wav"
+    fmt = {"ogg": "opus", "raw": "pcm"}.get(fmt, fmt)
+    if fmt not in OUTPUT_FORMATS:
+        console.print(f"[red]error:[/red] cannot write .{fmt}; use one of {', '.join(OUTPUT_FORMATS)}")
+        raise typer.Exit(2)
+    return fmt
+
+
+def _write_audio(path: Path, speech: Any) -> None:
+    from voicerag.speech.audio import encode_audio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_audio(speech.pcm, speech.sample_rate, _audio_format(path)))
+
+
+@app.command()
+def transcribe(
+    file: Annotated[Path, typer.Argument(help="audio: wav, flac, ogg, webm, mp3, m4a")],
+    language: Annotated[str | None, typer.Option(help="spoken language (ISO 639-1)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Speech to text with the configured transcriber."""
+    data = _read_audio(file)
+    timings: dict[str, float] = {}
+    transcript = _run(lambda rag: rag.speech.transcribe_file(data, language, timings))
+    if as_json:
+        _print_json(transcript.to_json() | {"timings_ms": timings})
+    else:
+        out.print(transcript.text)
+
+
+@app.command()
+def say(
+    text: Annotated[str, typer.Argument(help="what to say")],
+    output: AudioOut = Path("speech.wav"),
+    speed: Annotated[float | None, typer.Option(help="0.25 .. 4.0")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Text to speech with the configured voice, written to a file (wav, mp3, opus, flac, aac, webm, m4a, pcm)."""
+    _audio_format(output)
+    timings: dict[str, float] = {}
+    speech = _run(lambda rag: rag.speech.speak(text, timings, speed))
+    _write_audio(output, speech)
+    summary = {"output": str(output), "seconds": round(speech.seconds, 3), "sample_rate": speech.sample_rate}
+    if as_json:
+        _print_json(summary | {"timings_ms": timings})
+    else:
+        out.print(f"wrote {output} ({summary['seconds']} s of audio)")
+
+
+@app.command()
+def talk(
+    file: Annotated[Path, typer.Argument(help="the spoken question")],
+    collections: Collections,
+    output: AudioOut = Path("answer.wav"),
+    mode: Mode = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A spoken question in, a spoken answer out: transcribe, answer from the documents, speak."""
+    from voicerag.errors import InvalidInput
+    from voicerag.speech.tts import join_speech
+
+    _audio_format(output)
+    data = _read_audio(file)
+
+    async def work(rag: Any) -> tuple[Any, dict[str, Any], Any, dict[str, float]]:
+        timings: dict[str, float] = {}
+        transcript = await rag.speech.transcribe_file(data, None, timings)
+        if not transcript.text:
+            raise InvalidInput(f"no speech was recognised in {file}")
+        pieces, answer = [], {}
+        async for event in rag.voice.answer_events(transcript.text, collections, mode, None, timings):
+            if event["type"] == "audio":
+                pieces.append(event["speech"])
+            elif event["type"] == "done":
+                answer = event["answer"]
+        return transcript, answer, join_speech(pieces), timings
+
+    transcript, answer, speech, timings = _run(work)
+    _write_audio(output, speech)
+    if as_json:
+        _print_json(
+            {"transcript": transcript.text, **answer, "output": str(output), "audio_seconds": round(speech.seconds, 3)}
+            | {"timings_ms": timings}
+        )
+        return
+    out.print(f"[bold]You asked:[/bold] {transcript.text}")
+    out.print(f"[bold]Answer:[/bold] {answer['answer']}")
+    out.print(f"spoken answer: {output} ({speech.seconds:.1f} s)")
+
+
 # ---- eval --------------------------------------------------------------------------------------------------
 
 
@@ -360,6 +467,31 @@ def eval_semantic_cache(
         table.add_row(*(str(row[k]) for k in ("threshold", "precision", "paraphrase_hit_rate", "false_hit_rate")))
     out.print(table)
     out.print(f"lowest threshold with precision >= 99%: {result['lowest_threshold_with_precision_99']}")
+
+
+@eval_app.command("stt")
+def eval_stt(
+    folder: Annotated[Path, typer.Argument(help="audio clips and transcripts.tsv (file<TAB>text, a header line)")],
+    limit: Annotated[int | None, typer.Option(help="only the first N clips")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Word error rate (Whisper's English normaliser) and real-time factor of the configured transcriber."""
+    from voicerag.evaluation.stt import evaluate_stt, load_transcripts
+
+    async def work(rag: Any) -> dict[str, Any]:
+        total = len(load_transcripts(folder)[:limit])
+        with _progress("clips", quiet=as_json) as bar:
+            task = bar.add_task("stt", total=total)
+            return await evaluate_stt(rag.speech, folder, limit, lambda: bar.advance(task))
+
+    result = _run(work)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("metric", "value")
+    for key in ("clips", "audio_seconds", "wer", "rtf", "model"):
+        table.add_row(key, str(result[key]))
+    out.print(table)
 
 
 @app.command()

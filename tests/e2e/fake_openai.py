@@ -1,15 +1,18 @@
-"""A local server that speaks the OpenAI wire format (chat completions with SSE streaming, embeddings),
-with switches to make it slow or failing: the provider clients are tested against it."""
+"""A local server that speaks the OpenAI wire format (chat completions with SSE streaming, embeddings, audio
+transcriptions and speech) and ElevenLabs' streaming text-to-speech, with switches to make it slow or failing:
+the provider clients are tested against it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 
 @dataclass
@@ -18,16 +21,30 @@ class Behaviour:
     delay_s: float = 0.0  # before the first byte
     status: int = 200
     fail_times: int = 0  # answer 503 this many times first
+    transcript: str = "When was the Eiffel Tower completed?"
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    queries: list[dict[str, str]] = field(default_factory=list)
+
+
+def tone_pcm(seconds: float, rate: int) -> bytes:
+    """16-bit mono PCM of a 220 Hz tone: what the fake speech endpoints "say"."""
+    n = int(seconds * rate)
+    return struct.pack(f"<{n}h", *(int(8000 * math.sin(2 * math.pi * 220 * i / rate)) for i in range(n)))
 
 
 def create_fake_openai(behaviour: Behaviour) -> FastAPI:
     app = FastAPI()
 
     async def gate(request: Request) -> JSONResponse | None:
-        behaviour.requests.append(await request.json())
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            body = {k: (await v.read() if hasattr(v, "read") else v) for k, v in form.items()}
+        else:
+            body = await request.json()
+        behaviour.requests.append(body)
         behaviour.headers.append(dict(request.headers))
+        behaviour.queries.append(dict(request.query_params))
         if behaviour.fail_times > 0:
             behaviour.fail_times -= 1
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=503, headers={"retry-after": "0"})
@@ -77,5 +94,34 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
             for i, t in enumerate(texts)
         ]
         return {"object": "list", "data": data, "model": behaviour.requests[-1]["model"]}
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(request: Request) -> Any:
+        refused = await gate(request)
+        return refused if refused is not None else {"text": behaviour.transcript}
+
+    @app.post("/v1/audio/speech")
+    async def speech(request: Request) -> Any:
+        refused = await gate(request)
+        if refused is not None:
+            return refused
+        words = len(behaviour.requests[-1]["input"].split())
+        return Response(tone_pcm(0.3 * words, 24_000), media_type="audio/pcm")
+
+    @app.post("/v1/text-to-speech/{voice_id}/stream")
+    async def elevenlabs(voice_id: str, request: Request) -> Any:
+        refused = await gate(request)
+        if refused is not None:
+            return refused
+        if request.headers.get("xi-api-key") != "el-test":
+            return JSONResponse({"detail": {"status": "invalid_api_key"}}, status_code=401)
+        rate = int(request.query_params.get("output_format", "pcm_22050").removeprefix("pcm_"))
+        pcm = tone_pcm(0.3 * len(behaviour.requests[-1]["text"].split()), rate)
+
+        async def chunks():
+            for i in range(0, len(pcm), 4096):
+                yield pcm[i : i + 4096]
+
+        return StreamingResponse(chunks(), media_type="audio/pcm")
 
     return app

