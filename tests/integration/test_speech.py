@@ -1,0 +1,100 @@
+"""Speech to text and text to speech with the real local models: accuracy, round trip, caching, limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import spoken_wav
+from voicerag import VoiceRAG
+from voicerag.cache.tiers import FileTier
+from voicerag.errors import InvalidInput
+from voicerag.evaluation.stt import evaluate_stt, normalizer
+from voicerag.speech.audio import decode_audio, encode_audio
+
+
+async def test_whisper_on_ljspeech_clips_under_a_wer_bound(make_settings, shared_data) -> None:
+    async with await VoiceRAG.open(make_settings()) as rag:
+        result = await evaluate_stt(rag.speech, shared_data / "speech", limit=8)
+    assert result["clips"] == 8 and result["audio_seconds"] > 30
+    assert result["wer"] < 0.15, result["per_clip"]
+    assert all(c["hypothesis"] for c in result["per_clip"])
+
+
+async def test_tts_then_stt_round_trip(make_settings) -> None:
+    async with await VoiceRAG.open(make_settings()) as rag:
+        speech = await rag.speech.speak("The Eiffel Tower was completed in 1889. It stands in Paris.")
+        assert speech.sample_rate == 22_050 and 2.5 < speech.seconds < 12
+        audio = decode_audio(encode_audio(speech.pcm, speech.sample_rate, "wav"))
+        transcript = await rag.speech.transcribe(audio)
+    heard = normalizer()(transcript.text)
+    assert "eiffel tower" in heard and "1889" in heard, heard  # Piper varies a little between runs
+
+
+async def test_repeated_audio_is_transcribed_once(make_settings) -> None:
+    wav = spoken_wav("How long does a cat sleep?")
+    async with await VoiceRAG.open(make_settings()) as rag:
+        first = await rag.speech.transcribe_file(wav)
+        second = await rag.speech.transcribe_file(wav)
+        stats = rag.cache.stats_json()["stt"]
+    assert not first.cached and second.cached and second.text == first.text
+    assert "cat" in first.text.lower()
+    assert stats["computes"] == 1 and stats["hits"] == 1
+
+
+async def test_tts_cache_hits_and_its_files_survive_a_restart(make_settings) -> None:
+    text = "Cats sleep about fifteen hours a day. They were domesticated in the Near East."
+    async with await VoiceRAG.open(make_settings()) as rag:
+        first = await rag.speech.speak(text)
+        again = await rag.speech.speak(text)
+        stats = rag.cache.stats_json()["tts"]
+        assert stats["computes"] == 2 and stats["tiers"]["memory"]["hits"] == 2  # two sentences, each once
+        assert again.pcm == first.pcm
+        files = list(rag.settings.resolved_tts_cache_dir.glob("tts/*"))
+        assert len(files) == 2
+    async with await VoiceRAG.open(make_settings()) as restarted:
+        after = await restarted.speech.speak(text)
+        stats = restarted.cache.stats_json()["tts"]
+    assert after.pcm == first.pcm
+    assert stats["computes"] == 0 and stats["tiers"]["disk"]["hits"] == 2
+
+
+async def test_disk_tier_evicts_least_recently_used_and_drops_partial_writes(tmp_path) -> None:
+    root = tmp_path / "files"
+    tier = FileTier(root, max_bytes=3 * (1000 + 8))
+    for name in "abc":
+        await tier.set(f"vr1:tts:{name}", name.encode() * 1000, 60, "tts", ())
+    assert await tier.get("vr1:tts:a") == b"a" * 1000  # a is now the most recent
+    await tier.set("vr1:tts:d", b"d" * 1000, 60, "tts", ())
+    assert await tier.get("vr1:tts:b") is None and tier.evictions == 1
+    assert await tier.get("vr1:tts:a") is not None and await tier.get("vr1:tts:d") is not None
+    await tier.set("vr1:tts:old", b"x", -1, "tts", ())
+    assert await tier.get("vr1:tts:old") is None  # expired
+    (root / "tts" / "e.tmp").write_bytes(b"half")
+    reopened = FileTier(root, max_bytes=10**6)
+    assert not (root / "tts" / "e.tmp").exists()
+    assert await reopened.get("vr1:tts:d") == b"d" * 1000
+    assert await reopened.clear(policy="tts") == 2 and reopened.bytes_used() == 0  # a and d (c made room for old)
+
+
+async def test_text_to_speak_is_checked(make_settings) -> None:
+    async with await VoiceRAG.open(make_settings()) as rag:
+        with pytest.raises(InvalidInput, match="empty"):
+            await rag.speech.speak("   ")
+        with pytest.raises(InvalidInput, match="at most 10000"):
+            await rag.speech.speak("word " * 5000)
+        with pytest.raises(InvalidInput, match="nothing to speak"):
+            await rag.speech.speak("[1] ...")
+
+
+async def test_voice_answer_streams_sentences_as_audio(make_settings, facts) -> None:
+    async with await VoiceRAG.open(make_settings(answer_sentences=2)) as rag:
+        await rag.ingest("kb", facts)
+        events = [e async for e in rag.voice.answer_events("When was the Eiffel Tower completed?", ["kb"])]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and "answer_delta" in kinds
+    audio = [e for e in events if e["type"] == "audio"]
+    assert audio and [a["index"] for a in audio] == list(range(len(audio)))
+    assert "1889" in events[-1]["answer"]["answer"]
+    assert all(np.frombuffer(a["speech"].pcm, "<i2").std() > 100 for a in audio)  # real sound, not silence
+    assert events[-1]["timings_ms"]["tts_first_audio"] > 0
