@@ -46,10 +46,10 @@ class Transcriber(Protocol):
 
 
 def speech_timestamps(audio: np.ndarray, min_silence_ms: int = 300) -> list[dict[str, int]]:
-    """Where speech is (sample offsets), by the Silero VAD that faster-whisper carries."""
+    """Where speech is (sample offsets, unpadded), by the Silero VAD that faster-whisper carries."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    return get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=min_silence_ms))
+    return get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=0))
 
 
 @functools.lru_cache(maxsize=4)

@@ -38,7 +38,8 @@ class Speech:
 def join_speech(pieces: list[Speech]) -> Speech:
     """Sentences' audio as one piece, at the first one's sample rate."""
     rate = pieces[0].sample_rate if pieces else 22_050
-    return Speech(b"".join(resample_pcm16(p.pcm, p.sample_rate, rate) for p in pieces), rate)
+    pcm = b"".join(resample_pcm16(p.pcm, p.sample_rate, rate) for p in pieces)
+    return Speech(pcm, rate, fallback=any(p.fallback for p in pieces))
 
 
 class Synthesizer(Protocol):

@@ -109,6 +109,8 @@ class VoiceAgent:
                     yield item
             timings["answer_and_speech"] = round((time.perf_counter() - started) * 1000, 3)
             answer = result["answer"]
+            for stage, ms in answer.timings_ms.items():  # search, embed, generate...: the answer's own stages
+                timings["answer" if stage == "total" else stage] = ms
             yield {"type": "done", "answer": answer.to_json(), "answer_obj": answer, "timings_ms": timings}
         finally:
             for task in tasks:
