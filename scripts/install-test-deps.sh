@@ -3,6 +3,8 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/lib/chromium/chromium ] || need+=(chromium)   # the web page's browser test (Playwright drives it)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)    # the fallback voice's test
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if ! command -v apt-get >/dev/null; then

@@ -62,3 +62,22 @@ def test_config_commands(tmp_path: Path) -> None:
         ).stdout
     )
     assert rec["index_type"] == "hnsw" and rec["reasons"]
+
+
+def test_say_transcribe_talk(tmp_path: Path) -> None:
+    said = voicerag(tmp_path, "say", "When was the Eiffel Tower completed?", "-o", str(tmp_path / "q.mp3"), "--json")
+    assert said.returncode == 0, said.stderr
+    assert json.loads(said.stdout)["seconds"] > 1 and (tmp_path / "q.mp3").stat().st_size > 1000
+    heard = json.loads(voicerag(tmp_path, "transcribe", str(tmp_path / "q.mp3"), "--json").stdout)
+    assert "eiffel tower" in heard["text"].lower()
+    (tmp_path / "paris.txt").write_text("The Eiffel Tower in Paris was completed in 1889 for the World's Fair.")
+    assert voicerag(tmp_path, "ingest", str(tmp_path / "paris.txt"), "-c", "kb").returncode == 0
+    talk = voicerag(tmp_path, "talk", str(tmp_path / "q.mp3"), "-c", "kb", "-o", str(tmp_path / "a.wav"), "--json")
+    assert talk.returncode == 0, talk.stderr
+    reply = json.loads(talk.stdout)
+    assert "1889" in reply["answer"] and reply["audio_seconds"] > 1
+    assert (tmp_path / "a.wav").read_bytes()[:4] == b"RIFF"
+    bad = voicerag(tmp_path, "transcribe", str(tmp_path / "paris.txt"))
+    assert bad.returncode == 1 and "could not be decoded" in bad.stderr
+    wrong = voicerag(tmp_path, "say", "hi", "-o", str(tmp_path / "x.doc"))
+    assert wrong.returncode == 2 and "cannot write .doc" in wrong.stderr

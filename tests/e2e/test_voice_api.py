@@ -199,6 +199,10 @@ def test_websocket_errors_are_events_and_the_session_survives(base_url) -> None:
         stream.send({"type": "ask", "text": "hello?"})
         assert stream.until("error")["status"] == 404
         stream.send({"type": "start", "collection": "kb"})
+        stream.events.clear()
+        stream.ws.send(b"\0\0" * 16000)  # a second of silence, then "end": nothing was said
+        stream.send({"type": "end"})
+        assert "no speech was heard" in stream.until("error")["detail"]
         stream.send({"type": "ask", "text": "Who created Python?"})
         assert "Guido" in stream.until("done")["answer"]["answer"]
 

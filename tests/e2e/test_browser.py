@@ -1,0 +1,91 @@
+"""The web page in a real headless Chromium: a question asked aloud through a fake microphone fed from a WAV
+file; the page shows the transcript, the streamed answer and its sources, and plays the spoken answer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import IN_CI, serve, spoken_wav
+from voicerag.api.app import create_app
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium; scripts/install-test-deps.sh does it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+def page_url(make_settings, facts):
+    with serve(create_app(make_settings(preload_speech=True))) as url:
+        body = {"documents": [{"id": d.id, "text": d.text, "title": d.title} for d in facts]}
+        httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).raise_for_status()
+        yield url
+
+
+def launch(playwright, chromium: Path, wav: Path):
+    return playwright.chromium.launch(
+        executable_path=str(chromium),
+        headless=True,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop",
+            "--autoplay-policy=no-user-gesture-required",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
+def test_ask_aloud_in_the_browser_and_hear_the_answer(chromium, page_url, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    wav = tmp_path / "question.wav"
+    wav.write_bytes(spoken_wav("When was the Eiffel Tower completed?", lead_s=0.2, tail_s=2.0))
+    with sync_playwright() as p:
+        browser = launch(p, chromium, wav)
+        try:
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda m: console.append(m.text))
+            page.goto(page_url)
+            page.wait_for_function("document.querySelectorAll('#collection option').length > 0", timeout=30_000)
+            assert page.input_value("#collection") == "kb"
+            box = page.locator("#mic").bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()  # hold to talk: the fake microphone plays the question now
+            time.sleep(4.0)
+            page.mouse.up()
+            page.wait_for_function("window.voicerag.done >= 1 || window.voicerag.errors.length > 0", timeout=90_000)
+            state = page.evaluate("window.voicerag")
+            assert not state["errors"], (state["errors"], console)
+            assert state["micLevel"] > 0.05  # the fake microphone really delivered sound
+            assert "eiffel tower" in state["transcript"].lower()
+            assert "1889" in state["answer"]
+            assert "1889" in page.text_content("#answer")
+            assert "Eiffel Tower" in page.text_content("#source-list")
+            assert state["audioChunks"] >= 1 and state["audioSeconds"] > 1.0
+            page.wait_for_function("window.voicerag.audioEnded >= window.voicerag.audioChunks", timeout=60_000)
+            # typed questions work too, and are answered aloud as well
+            page.fill("#question", "Who created Python?")
+            page.click("#ask")
+            page.wait_for_function("window.voicerag.done >= 2", timeout=60_000)
+            assert "Guido van Rossum" in page.text_content("#answer")
+            assert page.evaluate("window.voicerag.audioChunks") > state["audioChunks"]
+        finally:
+            browser.close()
