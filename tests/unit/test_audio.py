@@ -86,6 +86,6 @@ def test_spoken_sentences_drop_citations_and_split_long_ones() -> None:
     ]
     long = ", ".join(["a clause of several words"] * 40) + "."
     parts = spoken_sentences(long)
-    assert len(parts) > 2 and all(len(p) <= 400 for p in parts)
+    assert len(parts) > 2 and all(len(p) <= 200 for p in parts)
     assert " ".join(parts).replace(" ,", ",") == long
     assert spoken_sentences("[1] ... ") == []

@@ -1,14 +1,16 @@
-"""``voicerag bench``: scenarios run side by side in one process, so their ratios mean something."""
+"""``voicerag bench``: every scenario runs side by side in one invocation, so the ratios between them mean
+something on a noisy machine. Profiles: ``quick`` (a smoke test, seconds) and ``full`` (``make bench``)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import platform
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,16 @@ import numpy as np
 import psutil
 
 from voicerag.app import VoiceRAG
+from voicerag.bench.load import LoadPlan, run_load
+from voicerag.bench.server import server_process
+from voicerag.bench.stats import cache_summary, peak_rss_mb, resources, run_clients, summarize
 from voicerag.config import Settings
 from voicerag.documents.loaders import Document
 from voicerag.evaluation.retrieval import load_beir
+from voicerag.evaluation.semantic import reword
+from voicerag.retrieval.index import FaissIndex, IndexParams
+
+log = logging.getLogger(__name__)
 
 WORDS = [
     "river",
@@ -66,7 +75,7 @@ WORDS = [
 
 
 def synthetic_corpus(count: int, seed: int = 0) -> tuple[list[Document], list[str]]:
-    """``count`` documents of ~60 words from a small vocabulary, and one question per document."""
+    """``count`` documents of ~60 words (one chunk each) from a small vocabulary, and one question per document."""
     rng = random.Random(seed)
     docs, questions = [], []
     for i in range(count):
@@ -85,164 +94,409 @@ def zipf_mix(questions: list[str], requests: int, exponent: float, seed: int = 0
     return [questions[i] for i in picks]
 
 
-def summarize(latencies_s: list[float], seconds: float, errors: int = 0) -> dict[str, Any]:
-    ms = np.asarray(latencies_s) * 1000
-    return {
-        "requests": len(latencies_s),
-        "errors": errors,
-        "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else 0.0,
-        "p95_ms": round(float(np.percentile(ms, 95)), 3) if len(ms) else 0.0,
-        "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else 0.0,
-        "max_ms": round(float(ms.max()), 3) if len(ms) else 0.0,
-        "rps": round(len(latencies_s) / seconds, 2) if seconds else 0.0,
-    }
+@dataclass
+class Profile:
+    """How big each scenario is."""
+
+    synthetic: int
+    requests: int
+    concurrency: int
+    http_seconds: float
+    sweep: tuple[int, ...]
+    sweep_seconds: float
+    speech_clips: int
+    index_queries: int
 
 
-async def run_clients(
-    work: Callable[[int], Awaitable[Any]], requests: int, concurrency: int
-) -> tuple[list[float], float, int]:
-    """``requests`` calls of ``work(i)`` spread over ``concurrency`` clients; returns latencies, wall time, errors."""
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(requests))
-
-    async def client() -> None:
-        nonlocal errors
-        for i in counter:
-            started = time.perf_counter()
-            try:
-                await work(i)
-            except Exception:
-                errors += 1
-                continue
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started, errors
+PROFILES = {
+    "quick": Profile(60, 30, 4, 2.0, (1, 4), 1.0, 1, 20),
+    "full": Profile(100_000, 2000, 32, 15.0, (1, 2, 4, 8, 16, 32, 64), 6.0, 5, 300),
+}
 
 
 @dataclass
 class BenchConfig:
     data_dir: Path
+    profile: Profile
     beir: Path | None = None
-    synthetic: int = 2000
-    requests: int = 500
     zipf: float = 1.1
-    concurrency: int = 32
+    scenarios: set[str] | None = None  # None: all
+    samples: dict[str, list[float]] = field(default_factory=dict)  # latencies per scenario, for the plot
+
+    def wants(self, name: str) -> bool:
+        return self.scenarios is None or name in self.scenarios
 
 
-async def _open(settings: Settings) -> VoiceRAG:
-    return await VoiceRAG.open(settings)
+SCENARIO_GROUPS = ("ingest", "embed", "search", "ask", "index", "stt", "tts", "voice", "http")
 
 
 async def run_bench(config: BenchConfig) -> dict[str, Any]:
-    """Ingest, then: ask uncached vs cached (Zipf mix), embedding throughput with and without micro-batching
-    at ``concurrency`` clients, and our dense search vs raw FAISS on the same index and query vectors."""
-    process = psutil.Process()
-    cpu_start = process.cpu_times()
+    """Run the scenarios of ``config`` and return the report: scenarios, ratios, tables, settings, machine."""
+    p = config.profile
     if config.beir:
         data = load_beir(config.beir)
         docs, questions = data.corpus, list(data.queries.values())
     else:
-        docs, questions = synthetic_corpus(config.synthetic)
-    base = Settings(data_dir=config.data_dir)
+        docs, questions = synthetic_corpus(p.synthetic)
+    base = Settings(data_dir=config.data_dir, preload_speech=False)
     scenarios: dict[str, Any] = {}
-    async with await _open(base) as rag:
-        report = await rag.ingest("bench", docs)
+    mix = zipf_mix(questions, p.requests, config.zipf)
+
+    def record(name: str, latencies: list[float], wall: float, errors: int, **extra: Any) -> dict[str, Any]:
+        config.samples[name] = latencies
+        scenarios[name] = summarize(latencies, wall, errors) | extra
+        return scenarios[name]
+
+    async with await VoiceRAG.open(base) as rag:
+        figures: dict[str, Any] = {}
+        with resources(figures):
+            report = await rag.ingest("bench", docs)
         scenarios["ingest"] = {
             "documents": report.documents,
-            "chunks": report.chunks,
+            "added": report.added,
+            "chunks_total": (await rag.store.list_collections())[0]["chunks"],
             "seconds": round(report.seconds, 3),
             "docs_per_s": round(report.docs_per_s, 2),
             "chunks_per_s": round(report.chunks_per_s, 2),
-        }
-    mix = zipf_mix(questions, config.requests, config.zipf)
+        } | figures
+        await rag.cache.invalidate()  # start cold: nothing left from the ingest or an earlier run
+        index = await rag.retriever.index_for("bench")
+        scenarios["ingest"]["index_kind"] = index.dense.kind
 
-    async with await _open(base.model_copy(update={"cache_enabled": False})) as rag:
-        lat, wall, errors = await run_clients(lambda i: rag.ask(mix[i], ["bench"]), len(mix), 1)
-        scenarios["ask_uncached"] = summarize(lat, wall, errors)
-        # raw FAISS vs our search on the same index and the same query vectors, then whole searches
+    if config.wants("search") or config.wants("ask") or config.wants("index"):
+        await _in_process(config, base, questions, mix, record, scenarios)
+    if config.wants("embed"):
+        await _embedding(config, base, questions, record)
+    if config.wants("stt") or config.wants("tts"):
+        await _speech(config, base, record, scenarios)
+    if config.wants("http") or config.wants("voice"):
+        await _http(config, mix, scenarios, record)
+    return {
+        "scenarios": scenarios,
+        "ratios": _ratios(scenarios),
+        "tables": _tables(scenarios),
+        "config": {
+            "corpus": str(config.beir) if config.beir else f"synthetic:{p.synthetic}",
+            "requests": p.requests,
+            "zipf": config.zipf,
+            "concurrency": p.concurrency,
+            "profile": next((n for n, v in PROFILES.items() if v == p), "custom"),
+        },
+        "settings": base.model_dump(mode="json", exclude={"data_dir"}, exclude_none=True),
+        "machine": machine(),
+    }
+
+
+async def _in_process(
+    config: BenchConfig,
+    base: Settings,
+    questions: list[str],
+    mix: list[str],
+    record: Callable[..., dict[str, Any]],
+    scenarios: dict[str, Any],
+) -> None:
+    p = config.profile
+    sample = questions[: min(200, len(questions))]
+    async with await VoiceRAG.open(base.model_copy(update={"cache_enabled": False})) as rag:
+        await rag.pipeline.embed_query("warm up")
+        if config.wants("ask"):
+            with resources(extra := {}):
+                lat, wall, errors = await run_clients(lambda i: rag.ask(mix[i], ["bench"]), len(mix), 1)
+            record("ask_uncached", lat, wall, errors, **extra)
         index = await rag.retriever.index_for("bench")
         generations = {"bench": index.generation}
-        sample = questions[:200]
         vectors = await rag.embed(sample)
+        if config.wants("search"):
 
-        async def raw_faiss(i: int) -> None:
-            index.dense.search(vectors[i], 10)
+            async def raw_faiss(i: int) -> None:
+                index.dense.search(vectors[i], 10)
 
-        async def ours_given_vector(i: int) -> None:
-            await rag.retriever.search(sample[i], vectors[i], ["bench"], "dense", 10, generations)
+            async def ours_given_vector(i: int) -> None:
+                await rag.retriever.search(sample[i], vectors[i], ["bench"], "dense", 10, generations)
 
-        timed = {
-            "faiss_raw": raw_faiss,
-            "search_dense_given_vector": ours_given_vector,
-            "search_dense_uncached": lambda i: rag.pipeline.search(sample[i], ["bench"], "dense", 10, use_cache=False),
-            "search_lexical_uncached": lambda i: rag.pipeline.search(
-                sample[i], ["bench"], "lexical", 10, use_cache=False
-            ),
-            "search_hybrid_uncached": lambda i: rag.pipeline.search(
-                sample[i], ["bench"], "hybrid", 10, use_cache=False
-            ),
+            record("faiss_raw", *await run_clients(raw_faiss, len(sample), 1))
+            record("search_dense_given_vector", *await run_clients(ours_given_vector, len(sample), 1))
+            for mode in ("dense", "lexical", "hybrid"):
+                call = lambda i, mode=mode: rag.pipeline.search(sample[i], ["bench"], mode, 10, use_cache=False)  # noqa: E731
+                record(f"search_{mode}_cold", *await run_clients(call, len(sample), 1))
+        if config.wants("index"):
+            ids, stored = index.dense.snapshot()
+            scenarios.update(await asyncio.to_thread(index_comparison, ids, stored, vectors[: p.index_queries]))
+
+    if config.wants("search"):
+        async with await VoiceRAG.open(base) as rag:
+            for mode in ("dense", "lexical", "hybrid"):
+                for q in sample:  # fill the search cache, then measure the warm path
+                    await rag.pipeline.search(q, ["bench"], mode, 10)
+                call = lambda i, mode=mode: rag.pipeline.search(sample[i], ["bench"], mode, 10)  # noqa: E731
+                record(f"search_{mode}_warm", *await run_clients(call, len(sample), 1))
+            await rag.cache.invalidate()
+
+    if config.wants("ask"):
+        async with await VoiceRAG.open(base) as rag:
+            hits: list[bool] = []
+
+            async def ask_cached(i: int) -> None:
+                hits.append((await rag.ask(mix[i], ["bench"])).cached)
+
+            with resources(extra := {}):
+                lat, wall, errors = await run_clients(ask_cached, len(mix), 1)  # one client: in request order
+            split = {
+                f"{kind}_p50_ms": round(
+                    float(np.percentile([t for t, h in zip(lat, hits, strict=True) if h == want], 50)) * 1000, 3
+                )
+                for kind, want in (("hit", True), ("miss", False))
+                if want in hits and not errors
+            }
+            record("ask_cached", lat, wall, errors, cache=cache_summary(rag.cache.stats_json()), **split, **extra)
+            scenarios["ask_cached"]["answer_hit_rate"] = rag.cache.stats_json()["answer"]["hit_rate"]
+            await rag.cache.invalidate()
+        rng = random.Random(1)
+        reworded = [reword(q, rng) if rng.random() < 0.3 else q for q in mix]  # a third asked in other words
+        async with await VoiceRAG.open(base.model_copy(update={"semantic_cache": True})) as rag:
+            lat, wall, errors = await run_clients(lambda i: rag.ask(reworded[i], ["bench"]), len(reworded), 1)
+            record("ask_semantic_cached", lat, wall, errors, cache=cache_summary(rag.cache.stats_json()))
+            scenarios["ask_semantic_cached"]["answer_hit_rate"] = rag.cache.stats_json()["answer"]["hit_rate"]
+            await rag.cache.invalidate()
+
+
+def index_comparison(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
+    """FLAT, IVF and HNSW on the same vectors and queries: each tuned up its search knob until recall@10
+    (against FLAT's exact results) reaches 0.95, then timed one query at a time."""
+    target = 0.95
+    dim = vectors.shape[1]
+    out: dict[str, Any] = {}
+    truth = None
+    for kind, knob, values in (
+        ("flat", None, (None,)),
+        ("ivf", "ivf_nprobe", (4, 8, 16, 32, 64, 128, 256)),
+        ("hnsw", "hnsw_ef_search", (16, 32, 64, 128, 256, 512)),
+    ):
+        started = time.perf_counter()
+        built = FaissIndex.build(kind, dim, IndexParams(), ids, vectors)
+        build_s = time.perf_counter() - started
+        for value in values:
+            if knob is not None:
+                built.params = IndexParams(**{knob: value})
+            _, found = built.search(queries, k)
+            if truth is None:
+                truth = found
+            recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
+            if recall >= target or value == values[-1]:
+                break
+        latencies = []
+        for q in queries:
+            t = time.perf_counter()
+            built.search(q, k)
+            latencies.append(time.perf_counter() - t)
+        out[f"index_{kind}"] = summarize(latencies, sum(latencies)) | {
+            "vectors": len(ids),
+            "recall_at_10": round(recall, 4),
+            "build_s": round(build_s, 3),
+            "knob": knob,
+            "knob_value": value,
         }
-        for name, call in timed.items():
-            scenarios[name] = summarize(*await run_clients(call, len(sample), 1))
+    return out
 
-    async with await _open(base) as rag:
-        await rag.cache.invalidate()  # start cold: nothing left from the ingest or an earlier run
-        lat, wall, errors = await run_clients(lambda i: rag.ask(mix[i], ["bench"]), len(mix), 1)
-        scenarios["ask_cached"] = summarize(lat, wall, errors) | {
-            "answer_hit_rate": rag.cache.stats_json()["answer"]["hit_rate"]
-        }
 
-    distinct = [f"{q} (variant {i})" for i, q in enumerate(questions[: config.requests])]
+async def _embedding(
+    config: BenchConfig, base: Settings, questions: list[str], record: Callable[..., dict[str, Any]]
+) -> None:
+    p = config.profile
+    distinct = [f"{q} (variant {i})" for i, q in enumerate(questions[: p.requests])]
     for label, wait_ms, batch in (("embed_unbatched", 0.0, 1), ("embed_microbatched", 2.0, 32)):
         settings = base.model_copy(
             update={"cache_enabled": False, "embed_batch_wait_ms": wait_ms, "embed_batch_size": batch}
         )
-        async with await _open(settings) as rag:
+        async with await VoiceRAG.open(settings) as rag:
             await rag.pipeline.embed_query("warm up")
-            lat, wall, errors = await run_clients(
-                lambda i, rag=rag: rag.pipeline.embed_query(distinct[i]), len(distinct), config.concurrency
+            with resources(extra := {}):
+                lat, wall, errors = await run_clients(
+                    lambda i, rag=rag: rag.pipeline.embed_query(distinct[i]), len(distinct), p.concurrency
+                )
+            record(label, lat, wall, errors, concurrency=p.concurrency, **extra)
+
+
+def spoken_questions(count: int) -> list[tuple[str, bytes]]:
+    """``count`` questions of about five seconds, spoken by the local voice, as 16 kHz 16-bit PCM."""
+    from voicerag.speech.audio import resample_pcm16
+    from voicerag.speech.tts import load_piper
+
+    voice = load_piper()
+    out = []
+    for i in range(count):
+        text = f"Could you please tell me what record number {i + 12} says about the river and the old copper engine?"
+        pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
+        out.append((text, resample_pcm16(pcm, voice.config.sample_rate, 16_000)))
+    return out
+
+
+ANSWER_TEXTS = [
+    "The museum opens at nine in the morning. Tickets are sold at the main entrance until five.",
+    "Record twelve describes a river, a copper engine and a lantern. It was written in the archive.",
+    "The warehouse opens at seven on weekdays. On Saturdays it opens at eight and closes at noon.",
+]
+
+
+async def _speech(
+    config: BenchConfig, base: Settings, record: Callable[..., dict[str, Any]], scenarios: dict[str, Any]
+) -> None:
+    from voicerag.speech.audio import pcm16_to_float
+
+    clips = spoken_questions(config.profile.speech_clips)
+    async with await VoiceRAG.open(base.model_copy(update={"cache_enabled": False})) as rag:
+        await rag.speech.preload()
+        if config.wants("stt"):
+            await rag.speech.transcribe(pcm16_to_float(clips[0][1]))  # warm up
+            latencies, seconds = [], 0.0
+            for _, pcm in clips:
+                audio = pcm16_to_float(pcm)
+                t = time.perf_counter()
+                await rag.speech.transcribe(audio)
+                latencies.append(time.perf_counter() - t)
+                seconds += audio.size / 16_000
+            record(
+                "stt",
+                latencies,
+                sum(latencies),
+                0,
+                rtf=round(sum(latencies) / seconds, 4),
+                audio_seconds_mean=round(seconds / len(clips), 2),
             )
-            scenarios[label] = summarize(lat, wall, errors) | {"concurrency": config.concurrency}
+        if config.wants("tts"):
+            first, total, audio_s = [], [], 0.0
+            for text in ANSWER_TEXTS:
+                t = time.perf_counter()
+                async for index, _, speech in rag.speech.speak_stream(rag.speech.check_text(text)):
+                    if index == 0:
+                        first.append(time.perf_counter() - t)
+                    audio_s += speech.seconds
+                total.append(time.perf_counter() - t)
+            record("tts_first_audio", first, sum(total), 0)
+            record("tts_total", total, sum(total), 0, rtf=round(sum(total) / audio_s, 4))
 
-    cpu_end = process.cpu_times()
-    ratios = {
-        "search_overhead_vs_faiss": _ratio(
-            scenarios["search_dense_given_vector"]["p50_ms"], scenarios["faiss_raw"]["p50_ms"]
-        ),
-        "cached_ask_speedup": _ratio(scenarios["ask_uncached"]["p50_ms"], scenarios["ask_cached"]["p50_ms"]),
-        "cached_ask_speedup_mean": _ratio(scenarios["ask_cached"]["rps"], scenarios["ask_uncached"]["rps"]),
-        "microbatch_throughput_gain": _ratio(
-            scenarios["embed_microbatched"]["rps"], scenarios["embed_unbatched"]["rps"]
-        ),
-    }
+
+async def _http(
+    config: BenchConfig, mix: list[str], scenarios: dict[str, Any], record: Callable[..., dict[str, Any]]
+) -> None:
+    p = config.profile
+    logs = config.data_dir / "logs"
+
+    def body(i: int) -> dict[str, Any]:
+        return {"question": mix[i % len(mix)], "collection": "bench"}
+
+    async def load(url: str, concurrency: int, seconds: float, keep_alive: bool = True) -> dict[str, Any]:
+        plan = LoadPlan(f"{url}/v1/ask", body, concurrency, seconds, keep_alive=keep_alive)
+        return await run_load(plan)
+
+    if config.wants("http"):
+        with server_process(config.data_dir, logs / "server_on.log", preload_speech=False) as url:
+            await load(url, 2, 1.0)  # warm up
+            scenarios["http_ask"] = await load(url, p.concurrency, p.http_seconds)
+            scenarios["http_ask"]["performance_layer"] = "on"
+            for concurrency in p.sweep:
+                result = await load(url, concurrency, p.sweep_seconds)
+                scenarios[f"http_ask_c{concurrency}"] = result
+        off = {"cache_enabled": False, "embed_batch_size": 1, "embed_batch_wait_ms": 0, "db_pool_size": 1}
+        with server_process(config.data_dir, logs / "server_off.log", preload_speech=False, **off) as url:
+            await load(url, 2, 1.0, keep_alive=False)
+            scenarios["http_ask_layer_off"] = await load(url, p.concurrency, p.http_seconds, keep_alive=False)
+            scenarios["http_ask_layer_off"]["performance_layer"] = "off: no caches, no micro-batching, 1 db "
+            scenarios["http_ask_layer_off"]["performance_layer"] += "connection, no client keep-alive"
+    if config.wants("voice"):
+        clips = spoken_questions(config.profile.speech_clips)
+        with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as url:
+            latencies = [await voice_to_voice(url, pcm) for _, pcm in clips[:1]]  # warm up the models
+            latencies = [await voice_to_voice(url, pcm) for _, pcm in clips]
+            record("voice_to_voice", latencies, sum(latencies), 0, note="end of the question to first answer audio")
+
+
+async def voice_to_voice(url: str, pcm: bytes) -> float:
+    """Over the websocket: stream a spoken question, send ``end``; seconds until the first answer audio frame."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    async with connect(url.replace("http://", "ws://") + "/v1/voice/stream", max_size=None) as ws:
+        await ws.send(json.dumps({"type": "start", "collection": "bench", "sample_rate": 16_000}))
+        await ws.recv()
+        for i in range(0, len(pcm), 3200):  # 100 ms frames, in real time, as a microphone sends them
+            await ws.send(pcm[i : i + 3200])
+            await asyncio.sleep(0.1)
+        ended = time.perf_counter()
+        await ws.send(json.dumps({"type": "end"}))
+        while True:
+            message = await asyncio.wait_for(ws.recv(), 120)
+            if isinstance(message, bytes):
+                return time.perf_counter() - ended
+            event = json.loads(message)
+            if event["type"] == "error":
+                raise RuntimeError(event["detail"])
+
+
+def _ratio(a: float | None, b: float | None) -> float:
+    return round(a / b, 2) if a and b else 0.0
+
+
+def _get(scenarios: dict[str, Any], name: str, key: str) -> float | None:
+    return scenarios.get(name, {}).get(key)
+
+
+def _ratios(s: dict[str, Any]) -> dict[str, float]:
     return {
-        "scenarios": scenarios,
-        "ratios": ratios,
-        "config": {
-            "corpus": str(config.beir) if config.beir else f"synthetic:{config.synthetic}",
-            "requests": config.requests,
-            "zipf": config.zipf,
-            "concurrency": config.concurrency,
-        },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpu_seconds": round((cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system), 2),
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
-        },
+        "search_overhead_vs_faiss": _ratio(
+            _get(s, "search_dense_given_vector", "p50_ms"), _get(s, "faiss_raw", "p50_ms")
+        ),
+        "cached_ask_speedup": _ratio(_get(s, "ask_uncached", "p50_ms"), _get(s, "ask_cached", "hit_p50_ms")),
+        "cached_ask_throughput_gain": _ratio(_get(s, "ask_cached", "rps"), _get(s, "ask_uncached", "rps")),
+        "warm_search_speedup": _ratio(_get(s, "search_hybrid_cold", "p50_ms"), _get(s, "search_hybrid_warm", "p50_ms")),
+        "microbatch_throughput_gain": _ratio(_get(s, "embed_microbatched", "rps"), _get(s, "embed_unbatched", "rps")),
+        "performance_layer_throughput_gain": _ratio(_get(s, "http_ask", "rps"), _get(s, "http_ask_layer_off", "rps")),
+        "performance_layer_p95_speedup": _ratio(_get(s, "http_ask_layer_off", "p95_ms"), _get(s, "http_ask", "p95_ms")),
     }
 
 
-def _ratio(a: float, b: float) -> float:
-    return round(a / b, 2) if b else 0.0
+def _tables(s: dict[str, Any]) -> dict[str, Any]:
+    """The side-by-side tables: before/after the performance layer, index kinds at the same recall, and
+    throughput against concurrency."""
+    before_after = [
+        {"figure": f, "off": _get(s, "http_ask_layer_off", f), "on": _get(s, "http_ask", f)}
+        for f in ("p50_ms", "p95_ms", "p99_ms", "rps")
+        if "http_ask" in s and "http_ask_layer_off" in s
+    ]
+    indexes = [
+        {"kind": k.removeprefix("index_")}
+        | {f: v[f] for f in ("recall_at_10", "p50_ms", "p99_ms", "build_s", "knob")}
+        | {"knob_value": v["knob_value"]}
+        for k, v in s.items()
+        if k.startswith("index_")
+    ]
+    sweep = [
+        {"concurrency": v["concurrency"], "rps": v["rps"], "p50_ms": v["p50_ms"], "p95_ms": v["p95_ms"]}
+        for k, v in s.items()
+        if k.startswith("http_ask_c")
+    ]
+    return {"performance_layer": before_after, "index_kinds": indexes, "throughput_vs_concurrency": sweep}
 
 
-def _peak_rss_mb() -> float:
-    import resource
+def machine() -> dict[str, Any]:
+    freq = psutil.cpu_freq()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "cpu_mhz": round(freq.max or freq.current) if freq else None,
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None

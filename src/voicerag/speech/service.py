@@ -23,7 +23,7 @@ from voicerag.speech.stt import Transcript, create_transcriber
 from voicerag.speech.tts import Speech, create_synthesizer, join_speech
 
 _CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
-MAX_SPOKEN_SENTENCE = 400
+MAX_SPOKEN_SENTENCE = 200  # longer sentences are cut at a comma or a space: the first audio comes sooner
 MAX_SPEECH_CHARS = 10_000
 
 

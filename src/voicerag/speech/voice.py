@@ -215,10 +215,16 @@ class VoiceSession:
             await self._check()
 
     async def _check(self) -> None:
+        """Voice activity in the latest window only (constant cost however long the turn): speech over a playing
+        answer interrupts it; enough silence after speech ends the turn."""
         audio = np.concatenate(self.buffer)
-        speech = await asyncio.to_thread(speech_timestamps, audio)
+        start = max(0, audio.size - self.end_silence - SAMPLE_RATE)
+        speech = await asyncio.to_thread(speech_timestamps, audio[start:])
         if not speech:
-            if not self.heard_speech and self.samples > 3 * SAMPLE_RATE:  # keep only the last 1 s of silence
+            if self.heard_speech:  # the whole window is silent, after speech
+                self.ended_by_silence = True
+                await self.end()
+            elif self.samples > 3 * SAMPLE_RATE:  # nothing said yet: keep only the last second of silence
                 self.buffer = [audio[-SAMPLE_RATE:]]
                 self.samples = self.checked_at = SAMPLE_RATE
             return
@@ -226,7 +232,7 @@ class VoiceSession:
             await self.interrupt("barge-in")
         self.heard_speech = True
         self.ended_by_silence = False
-        if self.samples - speech[-1]["end"] >= self.end_silence:
+        if audio.size - (start + speech[-1]["end"]) >= self.end_silence:
             self.ended_by_silence = True
             await self.end()
             return

@@ -1,0 +1,60 @@
+"""A ``voicerag serve`` in its own process for the HTTP scenarios, so the load generator does not share its
+event loop and interpreter lock with the server it measures."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server_process(data_dir: Path, log_file: Path, **settings: Any) -> Iterator[str]:
+    """Start ``voicerag serve`` on a free port with ``settings`` as VOICERAG_* variables; yields its base URL."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
+    env |= {f"VOICERAG_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}
+    env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_LOG_LEVEL": "WARNING"}
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voicerag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the bench server exited with {process.returncode}; see {log_file}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bench server did not become ready; see {log_file}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
