@@ -35,8 +35,12 @@ run: install
 test: dev
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
+# The full profile: 100k synthetic chunks (the corpus stays in data/bench, so later runs skip the ingest),
+# every scenario, JSON + PNG; compared with benchmarks/baseline.json when there is one (exit 1 on a regression).
+BENCH_BASELINE := $(wildcard benchmarks/baseline.json)
 bench: install
-	$(VENV)/bin/voicerag bench --synthetic 2000 --requests 500 --concurrency 32 --out benchmarks/bench_latest.json
+	$(VENV)/bin/voicerag bench --profile full --data-dir data/bench --out benchmarks/bench_full.json \
+		--plot benchmarks/bench_full.png $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 lint: dev
 	$(VENV)/bin/ruff check src tests
