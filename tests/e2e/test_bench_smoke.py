@@ -1,4 +1,5 @@
-"""`voicerag bench` runs end to end on a tiny profile (a smoke test: no timing assertions)."""
+"""`voicerag bench` runs end to end on the quick profile (a smoke test: no timing assertions), writes its JSON,
+plot and baseline, and `bench-check` passes an unchanged report and names a figure that regressed."""
 
 import json
 import os
@@ -6,36 +7,64 @@ import subprocess
 import sys
 
 
-def test_bench_smoke(tmp_path) -> None:
+def run(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "voicerag.cli",
-            "bench",
-            "--synthetic",
-            "60",
-            "--requests",
-            "30",
-            "--concurrency",
-            "4",
-            "--out",
-            str(tmp_path / "bench.json"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, "-m", "voicerag.cli", *args], capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
+    )
+
+
+def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        "bench",
+        "--profile",
+        "quick",
+        "--out",
+        "bench.json",
+        "--plot",
+        "bench.png",
+        "--save-baseline",
+        "baseline.json",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert json.loads((tmp_path / "bench.json").read_text()) == report
-    for name in ("ask_uncached", "ask_cached", "faiss_raw", "search_dense_uncached", "embed_microbatched"):
-        scenario = report["scenarios"][name]
-        assert scenario["errors"] == 0 and scenario["requests"] > 0 and scenario["p50_ms"] <= scenario["p99_ms"]
-    assert report["scenarios"]["ask_cached"]["answer_hit_rate"] > 0  # the Zipf mix repeats questions
-    assert set(report["ratios"]) >= {"search_overhead_vs_faiss", "cached_ask_speedup"}
-    assert report["machine"]["cpus"] >= 1
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    scenarios = report["scenarios"]
+    for name in (
+        "ask_uncached",
+        "ask_cached",
+        "ask_semantic_cached",
+        "faiss_raw",
+        "search_hybrid_cold",
+        "search_hybrid_warm",
+        "embed_microbatched",
+        "index_hnsw",
+        "stt",
+        "tts_first_audio",
+        "voice_to_voice",
+        "http_ask",
+        "http_ask_layer_off",
+    ):
+        s = scenarios[name]
+        assert s["errors"] == 0 and s["requests"] > 0 and s["p50_ms"] <= s["p99_ms"] <= s["max_ms"], name
+    assert scenarios["ingest"]["chunks_per_s"] > 0 and scenarios["ingest"]["peak_rss_mb"] > 0
+    assert scenarios["ask_cached"]["answer_hit_rate"] > 0  # the Zipf mix repeats questions
+    assert scenarios["index_hnsw"]["recall_at_10"] >= 0.95
+    assert scenarios["http_ask"]["peak_in_flight"] == report["config"]["concurrency"]
+    assert {"search_overhead_vs_faiss", "cached_ask_speedup", "performance_layer_throughput_gain"} <= set(
+        report["ratios"]
+    )
+    assert report["tables"]["performance_layer"] and report["tables"]["throughput_vs_concurrency"]
+    assert report["machine"]["cpus"] >= 1 and "cache_memory_mb" in report["settings"]
+
+    unchanged = run(tmp_path, "bench-check", "bench.json", "--baseline", "baseline.json")
+    assert unchanged.returncode == 0, unchanged.stderr
+    slowed = json.loads((tmp_path / "bench.json").read_text())
+    hybrid = slowed["scenarios"]["search_hybrid_cold"]
+    hybrid["p50_ms"] = hybrid["p50_ms"] * 3 + 5  # an injected slowdown
+    (tmp_path / "slow.json").write_text(json.dumps(slowed))
+    flagged = run(tmp_path, "bench-check", "slow.json", "--baseline", "baseline.json")
+    assert flagged.returncode == 1 and "regression: scenarios.search_hybrid_cold.p50_ms" in flagged.stderr

@@ -2,7 +2,9 @@ import asyncio
 
 import numpy as np
 
-from voicerag.bench.runner import run_clients, summarize, synthetic_corpus, zipf_mix
+from voicerag.bench.regression import compare, median_of_runs
+from voicerag.bench.runner import synthetic_corpus, zipf_mix
+from voicerag.bench.stats import run_clients, summarize
 from voicerag.pipeline import MicroBatcher
 
 
@@ -11,6 +13,7 @@ def test_percentiles_match_a_known_sample() -> None:
     result = summarize(latencies, seconds=2.0, errors=1)
     assert result["p50_ms"] == 50.5 and result["p95_ms"] == 95.05 and result["p99_ms"] == 99.01
     assert result["max_ms"] == 100.0 and result["rps"] == 50.0 and result["errors"] == 1
+    assert result["quantiles_ms"]["0"] == 1.0 and result["quantiles_ms"]["100"] == 100.0
 
 
 def test_zipf_mix_repeats_popular_questions() -> None:
@@ -54,3 +57,35 @@ async def test_micro_batcher_gathers_concurrent_requests() -> None:
     results = await asyncio.gather(*(batcher.submit("x" * i) for i in range(20)))
     assert [int(r[0]) for r in results] == list(range(20))
     assert [len(b) for b in batches] == [8, 8, 4]
+
+
+def report(search_p50: float = 10.0, rps: float = 200.0, overhead: float = 1.5) -> dict:
+    return {
+        "scenarios": {"search_hybrid_cold": {"p50_ms": search_p50, "p95_ms": 20.0}, "http_ask": {"rps": rps}},
+        "ratios": {"search_overhead_vs_faiss": overhead},
+    }
+
+
+def test_regression_checker_passes_an_unchanged_run_and_flags_an_injected_slowdown() -> None:
+    baseline = report()
+    assert not any(f.regressed for f in compare(report(), baseline))
+    slow = compare(report(search_p50=20.0), baseline)
+    assert [f.figure for f in slow if f.regressed] == ["scenarios.search_hybrid_cold.p50_ms"]
+    fewer = compare(report(rps=100.0), baseline)
+    assert [f.figure for f in fewer if f.regressed] == ["scenarios.http_ask.rps"]
+    assert not any(f.regressed for f in compare(report(search_p50=5.0, rps=400.0), baseline))  # faster is fine
+
+
+def test_regression_rules_are_noise_aware() -> None:
+    baseline = report(search_p50=1.0)
+    # +60% but only 0.6 ms: under the absolute floor, so jitter, not a regression
+    assert not any(f.regressed for f in compare(report(search_p50=1.6), baseline))
+    noisy = report(search_p50=14.0) | {"spread": {"scenarios.search_hybrid_cold.p50_ms": 0.5}}
+    finding = next(f for f in compare(noisy, report()) if f.figure.endswith("search_hybrid_cold.p50_ms"))
+    assert finding.tolerance == 0.5 and not finding.regressed  # +40% within the 50% spread seen between runs
+
+
+def test_median_of_runs_takes_each_figures_median_and_its_spread() -> None:
+    merged = median_of_runs([report(search_p50=v) for v in (10.0, 30.0, 12.0)])
+    assert merged["scenarios"]["search_hybrid_cold"]["p50_ms"] == 12.0 and merged["runs"] == 3
+    assert merged["spread"]["scenarios.search_hybrid_cold.p50_ms"] == round(20 / 12, 4)
