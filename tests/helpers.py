@@ -103,12 +103,16 @@ def serve(app: Any) -> Iterator[str]:
 
 
 def spoken_wav(text: str, lead_s: float = 0.3, tail_s: float = 1.0) -> bytes:
-    """``text`` spoken by the local Piper voice, as a 22,050 Hz WAV with silence around it (a test question)."""
+    """``text`` spoken by the local Piper voice, as a 22,050 Hz WAV with silence around it (a test question).
+    Piper's noise is off, so the same text always gives the same audio."""
+    from piper import SynthesisConfig
+
     from voicerag.speech.audio import encode_audio
     from voicerag.speech.tts import load_piper
 
     voice = load_piper()
     rate = voice.config.sample_rate
-    speech = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
+    still = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    speech = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, still))
     silence = b"\0\0"
     return encode_audio(silence * int(lead_s * rate) + speech + silence * int(tail_s * rate), rate, "wav")

@@ -10,7 +10,12 @@ import sys
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
     return subprocess.run(
-        [sys.executable, "-m", "voicerag.cli", *args], capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
+        [sys.executable, "-m", "voicerag.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=tmp_path,
     )
 
 

@@ -75,7 +75,7 @@ def test_ask_aloud_in_the_browser_and_hear_the_answer(chromium, page_url, tmp_pa
             state = page.evaluate("window.voicerag")
             assert not state["errors"], (state["errors"], console)
             assert state["micLevel"] > 0.05  # the fake microphone really delivered sound
-            assert "eiffel tower" in state["transcript"].lower()
+            assert "tower completed" in state["transcript"].lower()  # through the browser's resampling
             assert "1889" in state["answer"]
             assert "1889" in page.text_content("#answer")
             assert "Eiffel Tower" in page.text_content("#source-list")

@@ -331,14 +331,17 @@ async def _embedding(
 
 def spoken_questions(count: int) -> list[tuple[str, bytes]]:
     """``count`` questions of about five seconds, spoken by the local voice, as 16 kHz 16-bit PCM."""
+    from piper import SynthesisConfig
+
     from voicerag.speech.audio import resample_pcm16
     from voicerag.speech.tts import load_piper
 
     voice = load_piper()
+    still = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # the same audio every run
     out = []
     for i in range(count):
         text = f"Could you please tell me what record number {i + 12} says about the river and the old copper engine?"
-        pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
+        pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, still))
         out.append((text, resample_pcm16(pcm, voice.config.sample_rate, 16_000)))
     return out
 

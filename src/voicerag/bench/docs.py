@@ -1,0 +1,270 @@
+"""The measured tables of README.md and docs/PERFORMANCE_*.md, rendered from the committed JSON in benchmarks/.
+
+Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; ``scripts/render_perf_docs.py``
+rewrites those blocks, and a test fails when a document differs from what its JSON renders to."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DOCUMENTS = ("README.md", "docs/PERFORMANCE_QUICKSTART.md", "docs/PERFORMANCE_TUNING_GUIDE.md")
+FULL = "bench_full.json"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+
+
+class Sources:
+    """The JSON files of benchmarks/, read once."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._cache: dict[str, Any] = {}
+
+    def __call__(self, name: str) -> Any:
+        if name not in self._cache:
+            self._cache[name] = json.loads((self.folder / name).read_text())
+        return self._cache[name]
+
+
+def measured(src: Sources) -> str:
+    """README's headline table."""
+    full = src(FULL)
+    s, r = full["scenarios"], full["ratios"]
+    evals = {m: src(f"eval_squad_{m}.json") for m in ("lexical", "dense", "hybrid")}
+    semantic = src("semantic_cache_squad.json")
+    at95 = next(row for row in semantic["thresholds"] if row["threshold"] == 0.95)
+    stt = src("eval_stt_ljspeech.json")
+    corpus = f"{s['corpus']['chunks']:,} synthetic chunks ({s['corpus']['index_kind'].upper()})"
+    rows = [
+        [
+            "SQuAD dev retrieval, 10,570 questions: nDCG@10 / Recall@100",
+            " · ".join(f"{m} {e['ndcg@10']:.3f} / {e['recall@100']:.3f}" for m, e in evals.items()),
+            "`eval_squad_{lexical,dense,hybrid}.json`",
+        ],
+        [
+            f"hybrid search p50 / p95, {corpus}, uncached",
+            f"{_ms(s['search_hybrid_cold']['p50_ms'])} / {_ms(s['search_hybrid_cold']['p95_ms'])}",
+            f"`{FULL}`",
+        ],
+        [
+            "dense search given the vector vs raw FAISS, p50",
+            f"{_ms(s['search_dense_given_vector']['p50_ms'])} vs {_ms(s['faiss_raw']['p50_ms'])} "
+            f"({r['search_overhead_vs_faiss']}×)",
+            f"`{FULL}`",
+        ],
+        [
+            "ask p50: uncached vs a cache hit",
+            f"{_ms(s['ask_uncached']['p50_ms'])} vs {_ms(s['ask_cached']['hit_p50_ms'])} ({r['cached_ask_speedup']}×)",
+            f"`{FULL}`",
+        ],
+        [
+            f"HTTP /v1/ask at {s['http_ask']['concurrency']} clients (Zipf mix), performance layer off → on",
+            f"{s['http_ask_layer_off']['rps']:.0f} → {s['http_ask']['rps']:.0f} req/s; "
+            f"p95 {_ms(s['http_ask_layer_off']['p95_ms'])} → {_ms(s['http_ask']['p95_ms'])}",
+            f"`{FULL}`",
+        ],
+        [
+            "semantic answer cache at similarity 0.95: precision / rewording hit rate",
+            f"{at95['precision'] * 100:.1f}% / {at95['paraphrase_hit_rate'] * 100:.1f}%",
+            "`semantic_cache_squad.json`",
+        ],
+        [
+            f"speech to text on {stt['clips']} LJSpeech clips (Whisper tiny.en int8): WER / real-time factor",
+            f"{stt['wer'] * 100:.1f}% / {stt['rtf']:.3f}",
+            "`eval_stt_ljspeech.json`",
+        ],
+        [
+            "text to speech (Piper), time to the first sentence's audio, p50",
+            _ms(s["tts_first_audio"]["p50_ms"]),
+            f"`{FULL}`",
+        ],
+        [
+            "voice to voice: end of a ~5 s spoken question to the first answer audio (websocket), p50",
+            _ms(s["voice_to_voice"]["p50_ms"]),
+            f"`{FULL}`",
+        ],
+    ]
+    return _table(["what", "measured", "source in benchmarks/"], rows)
+
+
+def scenarios(src: Sources) -> str:
+    full = src(FULL)
+    rows = []
+    for name, s in full["scenarios"].items():
+        if "p50_ms" not in s or name.startswith("http_ask_c"):
+            continue
+        rows.append(
+            [f"`{name}`", s["requests"], _ms(s["p50_ms"]), _ms(s["p95_ms"]), _ms(s["p99_ms"]), s["rps"], s["errors"]]
+        )
+    return _table(["scenario", "requests", "p50", "p95", "p99", "req/s", "errors"], rows)
+
+
+def ingest(src: Sources) -> str:
+    s = src(FULL)["scenarios"]["ingest"]
+    return _table(
+        ["documents", "chunks", "seconds", "chunks/s", "CPU (of 1 core)", "peak RSS"],
+        [
+            [
+                s["documents"],
+                s["chunks"],
+                s["seconds"],
+                s["chunks_per_s"],
+                f"{s['cpu_percent']:.0f}%",
+                f"{s['peak_rss_mb']:.0f} MB",
+            ]
+        ],
+    )
+
+
+def index_kinds(src: Sources) -> str:
+    full = src(FULL)
+    rows = [
+        [
+            t["kind"].upper(),
+            f"{t['knob']} = {t['knob_value']}" if t["knob"] else "exact",
+            t["recall_at_10"],
+            _ms(t["p50_ms"]),
+            _ms(t["p99_ms"]),
+            f"{t['build_s']:.1f} s",
+        ]
+        for t in full["tables"]["index_kinds"]
+    ]
+    n = full["scenarios"]["index_flat"]["vectors"]
+    return f"{n:,} vectors, one query at a time, k = 10, recall against FLAT:\n\n" + _table(
+        ["index", "search knob (tuned to recall ≥ 0.95)", "recall@10", "p50", "p99", "build"], rows
+    )
+
+
+def performance_layer(src: Sources) -> str:
+    full = src(FULL)
+    s = full["scenarios"]
+    names = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "rps": "requests/s"}
+    rows = [
+        [names[row["figure"]], *(_ms(row[k]) if row["figure"] != "rps" else row[k] for k in ("off", "on"))]
+        for row in full["tables"]["performance_layer"]
+    ]
+    off = s["http_ask_layer_off"]["performance_layer"].removeprefix("off: ")
+    return (
+        f"HTTP `POST /v1/ask`, {s['http_ask']['concurrency']} concurrent clients for {s['http_ask']['seconds']:.0f} s, "
+        f"Zipf-1.1 question mix over {s['corpus']['chunks']:,} chunks. Off = {off}.\n\n"
+        + _table(["figure", "layer off", "layer on"], rows)
+    )
+
+
+def concurrency(src: Sources) -> str:
+    rows = [
+        [r["concurrency"], r["rps"], _ms(r["p50_ms"]), _ms(r["p95_ms"])]
+        for r in src(FULL)["tables"]["throughput_vs_concurrency"]
+    ]
+    return _table(["clients", "req/s", "p50", "p95"], rows)
+
+
+def cache_rates(src: Sources) -> str:
+    s = src(FULL)["scenarios"]
+    rows = []
+    for scenario in ("ask_cached", "ask_semantic_cached"):
+        for policy, c in s[scenario]["cache"].items():
+            tiers = ", ".join(f"{t} {v:.0%}" for t, v in c["tiers"].items())
+            rows.append([f"`{scenario}`", policy, f"{c['hit_rate']:.1%}", c["hits"], c["misses"], tiers])
+    return _table(["scenario", "policy", "hit rate", "hits", "misses", "per tier"], rows)
+
+
+def semantic(src: Sources) -> str:
+    rows = [
+        [
+            row["threshold"],
+            f"{row['precision']:.2%}",
+            f"{row['paraphrase_hit_rate']:.2%}",
+            f"{row['false_hit_rate']:.2%}",
+        ]
+        for row in src("semantic_cache_squad.json")["thresholds"]
+        if row["threshold"] in (0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98)
+    ]
+    return _table(["threshold", "precision", "rewording hit rate", "false hit rate"], rows)
+
+
+def speech(src: Sources) -> str:
+    s = src(FULL)["scenarios"]
+    stt = src("eval_stt_ljspeech.json")
+    rows = [
+        ["STT, LJSpeech (40 clips, 275 s)", f"WER {stt['wer']:.1%}", f"real-time factor {stt['rtf']:.3f}"],
+        [
+            f"STT, {s['stt']['requests']} spoken questions of ~{s['stt']['audio_seconds_mean']:.0f} s",
+            f"p50 {_ms(s['stt']['p50_ms'])}",
+            f"real-time factor {s['stt']['rtf']:.3f}",
+        ],
+        [
+            "TTS, time to first audio",
+            f"p50 {_ms(s['tts_first_audio']['p50_ms'])}",
+            f"max {_ms(s['tts_first_audio']['max_ms'])}",
+        ],
+        [
+            "TTS, whole answer (2 sentences)",
+            f"p50 {_ms(s['tts_total']['p50_ms'])}",
+            f"real-time factor {s['tts_total']['rtf']:.3f}",
+        ],
+        [
+            "voice to voice (websocket, uncached)",
+            f"p50 {_ms(s['voice_to_voice']['p50_ms'])}",
+            f"max {_ms(s['voice_to_voice']['max_ms'])}",
+        ],
+    ]
+    return _table(["what", "latency / quality", "speed"], rows)
+
+
+def machine(src: Sources) -> str:
+    full = src(FULL)
+    m, c = full["machine"], full["config"]
+    return (
+        f"Measured by `make bench` (`voicerag bench --profile {c['profile']}`) on {m['cpus']} CPUs ({m['cpu_model']}), "
+        f"{m['memory_gb']} GB RAM, Python {m['python']}; corpus {c['corpus']}, Zipf {c['zipf']}; "
+        f"peak RSS of the bench process {m['peak_rss_mb']:.0f} MB. Source: `benchmarks/{FULL}`, "
+        f"plot `benchmarks/bench_full.png`."
+    )
+
+
+BLOCKS: dict[str, Callable[[Sources], str]] = {
+    "measured": measured,
+    "machine": machine,
+    "scenarios": scenarios,
+    "ingest": ingest,
+    "index_kinds": index_kinds,
+    "performance_layer": performance_layer,
+    "concurrency": concurrency,
+    "cache_rates": cache_rates,
+    "semantic": semantic,
+    "speech": speech,
+}
+_BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
+
+
+def render(text: str, src: Sources) -> str:
+    """``text`` with every bench block re-rendered from the JSON."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in BLOCKS:
+            raise KeyError(f"unknown bench block {name!r}; one of {', '.join(BLOCKS)}")
+        return f"{match.group(1)}{BLOCKS[name](src)}\n{match.group(4)}"
+
+    return _BLOCK.sub(fill, text)
+
+
+def render_all(root: Path) -> dict[Path, str]:
+    """Each document with bench blocks, as it should read."""
+    src = Sources(root / "benchmarks")
+    return {root / name: render((root / name).read_text(), src) for name in DOCUMENTS if (root / name).is_file()}
