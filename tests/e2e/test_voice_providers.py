@@ -105,3 +105,51 @@ def _wav(speech) -> bytes:
     from voicerag.speech.audio import encode_audio
 
     return encode_audio(speech.pcm, speech.sample_rate, "wav")
+
+
+def test_validate_live_without_keys_measures_nothing(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "voicerag.cli", "validate-live", "--out-dir", str(tmp_path / "perf")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "skipped elevenlabs: ELEVENLABS_API_KEY is not set" in result.stdout
+    assert "nothing measured" in result.stdout and not (tmp_path / "perf").exists()
+
+
+def test_validate_live_records_raw_timings(provider, tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    _, url = provider
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    env |= {"OPENAI_API_KEY": "sk-live", "OPENAI_BASE_URL": f"{url}/v1"}
+    env |= {"ELEVENLABS_API_KEY": "el-test", "ELEVENLABS_BASE_URL": url}
+    result = subprocess.run(
+        [sys.executable, "-m", "voicerag.cli", "validate-live", "--out-dir", str(tmp_path / "perf"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(report["missing"]) == {"requesty"}
+    measured = report["measured"]
+    assert measured["openai_chat"]["ok"] and "1889" in measured["openai_chat"]["answer"]
+    assert measured["openai_speech_and_transcription"]["ok"] and measured["elevenlabs_tts"]["ok"]
+    # the fake's 4-dimensional embeddings are not text-embedding-3-small's 1536: recorded as a failure, not raised
+    assert not measured["openai_embeddings"]["ok"] and "1536" in measured["openai_embeddings"]["error"]
+    folder = tmp_path / "perf" / os.path.basename(report["folder"])
+    assert folder.name.startswith("live_") and json.loads((folder / "timings.json").read_text()) == report
+    assert "openai_chat" in (folder / "live.log").read_text()

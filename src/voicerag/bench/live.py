@@ -23,7 +23,19 @@ from voicerag.speech.stt import OpenAITranscriber
 from voicerag.speech.tts import ElevenLabsSynthesizer, OpenAISpeechSynthesizer
 
 KEYS = {"openai": "OPENAI_API_KEY", "requesty": "REQUESTY_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY"}
-REQUESTY_BASE = "https://router.requesty.ai/v1"
+# where each provider is; *_BASE_URL variables point them elsewhere (a proxy, or a local test server)
+BASES = {
+    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    "requesty": ("REQUESTY_BASE_URL", "https://router.requesty.ai/v1"),
+    "elevenlabs": ("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
+}
+
+
+def _base(provider: str) -> str:
+    variable, default = BASES[provider]
+    return os.environ.get(variable) or default
+
+
 SOURCE = Source(
     n=1,
     document_id="paris",
@@ -89,31 +101,39 @@ async def validate_live(out_dir: Path) -> dict[str, Any]:
     try:
         plans: list[tuple[str, Settings, Callable[[Settings, Pools], Awaitable[dict[str, Any]]]]] = []
         if key := os.environ.get("OPENAI_API_KEY"):
+            base = _base("openai")
             openai = Settings(
-                llm_api_key=key, embedding_api_key=key, stt_api_key=key, tts_api_key=key, embedding_dimensions=1536
+                llm_base_url=base,
+                llm_api_key=key,
+                embedding_api_base=base,
+                embedding_api_key=key,
+                embedding_model="text-embedding-3-small",
+                embedding_dimensions=1536,
+                stt_api_base=base,
+                stt_api_key=key,
+                tts_api_base=base,
+                tts_api_key=key,
             )
             plans += [
-                ("openai_chat", openai.model_copy(update={"embedding_model": "text-embedding-3-small"}), _chat),
-                (
-                    "openai_embeddings",
-                    openai.model_copy(update={"embedding_model": "text-embedding-3-small"}),
-                    _embeddings,
-                ),
+                ("openai_chat", openai, _chat),
+                ("openai_embeddings", openai, _embeddings),
                 ("openai_speech_and_transcription", openai, _speech_round_trip),
             ]
         if key := os.environ.get("REQUESTY_API_KEY"):
+            base = _base("requesty")
             requesty = Settings(
-                llm_base_url=REQUESTY_BASE,
+                llm_base_url=base,
                 llm_api_key=key,
                 llm_model="openai/gpt-4o-mini",
-                embedding_api_base=REQUESTY_BASE,
+                embedding_api_base=base,
                 embedding_api_key=key,
                 embedding_model="openai/text-embedding-3-small",
                 embedding_dimensions=1536,
             )
             plans += [("requesty_chat", requesty, _chat), ("requesty_embeddings", requesty, _embeddings)]
         if key := os.environ.get("ELEVENLABS_API_KEY"):
-            plans.append(("elevenlabs_tts", Settings(elevenlabs_api_key=key), _elevenlabs))
+            elevenlabs = Settings(elevenlabs_api_key=key, elevenlabs_api_base=_base("elevenlabs"))
+            plans.append(("elevenlabs_tts", elevenlabs, _elevenlabs))
         for name, settings, run in plans:
             pools = Pools.create(settings)
             try:

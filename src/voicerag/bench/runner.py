@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import psutil
 
 from voicerag.app import VoiceRAG
 from voicerag.bench.load import LoadPlan, run_load
-from voicerag.bench.server import server_process
+from voicerag.bench.server import BenchServer, server_process
 from voicerag.bench.stats import cache_summary, peak_rss_mb, resources, run_clients, summarize
 from voicerag.config import Settings
 from voicerag.documents.loaders import Document
@@ -400,29 +401,39 @@ async def _http(
     def body(i: int) -> dict[str, Any]:
         return {"question": mix[i % len(mix)], "collection": "bench"}
 
-    async def load(url: str, concurrency: int, seconds: float, keep_alive: bool = True) -> dict[str, Any]:
-        plan = LoadPlan(f"{url}/v1/ask", body, concurrency, seconds, keep_alive=keep_alive)
-        return await run_load(plan)
+    async def load(server: BenchServer, concurrency: int, seconds: float, keep_alive: bool = True) -> dict[str, Any]:
+        """The load, with the server process's CPU and memory and its cache figures."""
+        process = psutil.Process(server.pid)
+        before = process.cpu_times()
+        plan = LoadPlan(f"{server.url}/v1/ask", body, concurrency, seconds, keep_alive=keep_alive)
+        result = await run_load(plan)
+        after = process.cpu_times()
+        cpu = (after.user - before.user) + (after.system - before.system)
+        stats = httpx.get(f"{server.url}/v1/cache/stats", timeout=30).json()
+        return result | {
+            "server_cpu_percent": round(100 * cpu / result["seconds"], 1),
+            "server_rss_mb": round(process.memory_info().rss / 1e6, 1),
+            "cache": cache_summary(stats),
+        }
 
     if config.wants("http"):
-        with server_process(config.data_dir, logs / "server_on.log", preload_speech=False) as url:
-            await load(url, 2, 1.0)  # warm up
-            scenarios["http_ask"] = await load(url, p.concurrency, p.http_seconds)
+        with server_process(config.data_dir, logs / "server_on.log", preload_speech=False) as server:
+            await load(server, 2, 1.0)  # warm up
+            scenarios["http_ask"] = await load(server, p.concurrency, p.http_seconds)
             scenarios["http_ask"]["performance_layer"] = "on"
             for concurrency in p.sweep:
-                result = await load(url, concurrency, p.sweep_seconds)
-                scenarios[f"http_ask_c{concurrency}"] = result
+                scenarios[f"http_ask_c{concurrency}"] = await load(server, concurrency, p.sweep_seconds)
         off = {"cache_enabled": False, "embed_batch_size": 1, "embed_batch_wait_ms": 0, "db_pool_size": 1}
-        with server_process(config.data_dir, logs / "server_off.log", preload_speech=False, **off) as url:
-            await load(url, 2, 1.0, keep_alive=False)
-            scenarios["http_ask_layer_off"] = await load(url, p.concurrency, p.http_seconds, keep_alive=False)
+        with server_process(config.data_dir, logs / "server_off.log", preload_speech=False, **off) as server:
+            await load(server, 2, 1.0, keep_alive=False)
+            scenarios["http_ask_layer_off"] = await load(server, p.concurrency, p.http_seconds, keep_alive=False)
             scenarios["http_ask_layer_off"]["performance_layer"] = "off: no caches, no micro-batching, 1 db "
             scenarios["http_ask_layer_off"]["performance_layer"] += "connection, no client keep-alive"
     if config.wants("voice"):
         clips = spoken_questions(config.profile.speech_clips)
-        with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as url:
-            latencies = [await voice_to_voice(url, pcm) for _, pcm in clips[:1]]  # warm up the models
-            latencies = [await voice_to_voice(url, pcm) for _, pcm in clips]
+        with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as server:
+            await voice_to_voice(server.url, clips[0][1])  # warm up the models
+            latencies = [await voice_to_voice(server.url, pcm) for _, pcm in clips]
             record("voice_to_voice", latencies, sum(latencies), 0, note="end of the question to first answer audio")
 
 

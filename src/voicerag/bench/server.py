@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class BenchServer:
+    url: str
+    pid: int
+
+
 @contextmanager
-def server_process(data_dir: Path, log_file: Path, **settings: Any) -> Iterator[str]:
-    """Start ``voicerag serve`` on a free port with ``settings`` as VOICERAG_* variables; yields its base URL."""
+def server_process(data_dir: Path, log_file: Path, **settings: Any) -> Iterator[BenchServer]:
+    """Start ``voicerag serve`` on a free port with ``settings`` as VOICERAG_* variables."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
     env |= {f"VOICERAG_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}
@@ -51,7 +58,7 @@ def server_process(data_dir: Path, log_file: Path, **settings: Any) -> Iterator[
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the bench server did not become ready; see {log_file}")
             time.sleep(0.2)
-        yield url
+        yield BenchServer(url, process.pid)
     finally:
         process.terminate()
         try:

@@ -147,7 +147,6 @@ class VoiceSession:
         self.answer_task: asyncio.Task[None] | None = None
         self.partials_sent = -1
         self.ended_by_silence = False
-        self.turn_started = 0.0
 
     # ---- control messages -------------------------------------------------------------------------------
 
@@ -174,7 +173,6 @@ class VoiceSession:
     def reset(self) -> None:
         self.buffer, self.samples, self.checked_at, self.heard_speech = [], 0, 0, False
         self.partials_sent = -1
-        self.turn_started = time.perf_counter()
 
     async def interrupt(self, reason: str) -> None:
         """Cancel the answer in progress (barge-in, cancel, or a new question)."""
@@ -190,7 +188,7 @@ class VoiceSession:
         self._require_started()
         await self.interrupt("new question")
         self.reset()
-        self.answer_task = asyncio.create_task(self._answer(text, {"stt": 0.0}, time.perf_counter()))
+        self.answer_task = asyncio.create_task(self._answer(text, {}, time.perf_counter()))
 
     # ---- audio ------------------------------------------------------------------------------------------
 
@@ -201,8 +199,6 @@ class VoiceSession:
         samples = pcm16_to_float(pcm)
         if not samples.size:
             return
-        if not self.buffer:
-            self.turn_started = time.perf_counter()
         self.buffer.append(samples)
         self.samples += samples.size
         if self.samples > self.max_samples:
