@@ -93,6 +93,7 @@ class VoiceRAG:
         if self.bus is not None:
             await self.bus.aclose()
         await self.retriever.wait_for_rebuilds()
+        await self.cache.flush()
         await self.pools.aclose()
 
     async def __aenter__(self) -> VoiceRAG:

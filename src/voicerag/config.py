@@ -192,6 +192,7 @@ class Settings(BaseSettings):
     cache_memory_mb: float = Field(128, ge=0)
     cache_sql: bool = True
     cache_redis: bool = True
+    cache_write_behind: bool = Field(True, description="write Redis/SQL/disk tiers after the response, not before")
     cache_ttl_embedding_s: int = Field(7 * 86400, ge=1)
     cache_ttl_search_s: int = Field(3600, ge=1)
     cache_ttl_answer_s: int = Field(3600, ge=1)

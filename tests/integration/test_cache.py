@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import PG_URL, REDIS_URL, free_port, need_service
 from voicerag import Document, VoiceRAG
-from voicerag.cache.tiered import Policy, TieredCache
+from voicerag.cache.tiered import Policy, TieredCache, make_key
 from voicerag.cache.tiers import MemoryTier, RedisTier, SQLTier
 from voicerag.documents.store import SQLDocumentStore
 from voicerag.pools import Pools
@@ -275,3 +275,26 @@ async def test_postgres_backends_terminated_then_recovered(make_settings, facts)
         assert all("Guido" in r.text for r in results)
         report = await rag.ingest("kb", [Document("new", "Mercury is the closest planet to the Sun.", "Mercury")])
         assert report.added == 1
+
+
+async def test_write_behind_lands_after_flush_and_before_invalidation(make_settings) -> None:
+    from voicerag.cache import build_cache
+    from voicerag.pools import Pools
+
+    settings = make_settings()
+    pools = Pools.create(settings)
+    try:
+        from voicerag.documents.store import SQLDocumentStore
+
+        await SQLDocumentStore(pools.engine).create_schema()
+        cache = build_cache(settings, pools)
+        assert cache.write_behind
+        await cache.set("answer", ("q",), {"a": 1}, tags=("collection:kb",))
+        await cache.flush()
+        sql = next(t for t in cache.tiers if t.name == "sql")
+        assert await sql.get(make_key("answer", ("q",))) is not None  # landed in L3
+        await cache.set("answer", ("q2",), {"a": 2}, tags=("collection:kb",))
+        removed = await cache.invalidate(tag="collection:kb")  # waits for the pending write, then removes both
+        assert removed["sql"] == 2 and await sql.get(make_key("answer", ("q2",))) is None
+    finally:
+        await pools.aclose()

@@ -50,6 +50,7 @@ async def test_tts_cache_hits_and_its_files_survive_a_restart(make_settings) -> 
         stats = rag.cache.stats_json()["tts"]
         assert stats["computes"] == 2 and stats["tiers"]["memory"]["hits"] == 2  # two sentences, each once
         assert again.pcm == first.pcm
+        await rag.cache.flush()  # the disk tier is written behind the response
         files = list(rag.settings.resolved_tts_cache_dir.glob("tts/*"))
         assert len(files) == 2
     async with await VoiceRAG.open(make_settings()) as restarted:

@@ -36,7 +36,7 @@ def build_cache(settings: Settings, pools: Pools) -> TieredCache:
         tiers.append(SQLTier(pools.engine))
     if settings.tts_cache_max_mb > 0:
         tiers.append(FileTier(settings.resolved_tts_cache_dir, int(settings.tts_cache_max_mb * 1024 * 1024)))
-    return TieredCache(tiers, policies, enabled=settings.cache_enabled)
+    return TieredCache(tiers, policies, enabled=settings.cache_enabled, write_behind=settings.cache_write_behind)
 
 
 __all__ = ["TieredCache", "Policy", "build_cache", "policies_from", "MemoryTier", "RedisTier", "SQLTier", "FileTier"]

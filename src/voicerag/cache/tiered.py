@@ -76,6 +76,10 @@ class Codec:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
+async def _gather(writes: Any) -> None:
+    await asyncio.gather(*writes)
+
+
 def make_key(policy: str, parts: Any) -> str:
     """``vr1:{policy}:{sha256 of the msgpack of parts}``: short, fixed-length, safe in every tier."""
     digest = hashlib.sha256(msgpack.packb(parts, use_bin_type=True)).hexdigest()
@@ -87,10 +91,14 @@ class TieredCache:
     above it; a miss is computed once per key per process (single-flight) and written to every tier of the
     policy. Undecodable entries count as misses and are removed."""
 
-    def __init__(self, tiers: list[CacheTier], policies: dict[str, Policy], enabled: bool = True):
+    def __init__(
+        self, tiers: list[CacheTier], policies: dict[str, Policy], enabled: bool = True, write_behind: bool = False
+    ):
         self.tiers = tiers
         self.policies = policies
         self.enabled = enabled
+        self.write_behind = write_behind
+        self._pending: set[asyncio.Task[Any]] = set()
         self.stats: dict[str, PolicyStats] = {
             name: PolicyStats(tiers={t.name: TierStats() for t in tiers}) for name in policies
         }
@@ -191,10 +199,25 @@ class TieredCache:
         return None
 
     async def _write(self, policy: Policy, key: str, raw: bytes, tags: tuple[str, ...]) -> None:
+        """Write to every tier of the policy. With write-behind, only the memory tier is written before the
+        request goes on; the shared tiers are written by a background task (``flush()`` waits for them)."""
         tiers = self._tiers_for(policy)
-        await asyncio.gather(*(t.set(key, raw, policy.ttl_s, policy.name, tags) for t in tiers))
         for tier in tiers:
             self.stats[policy.name].tiers[tier.name].sets += 1
+        now = [t for t in tiers if not self.write_behind or isinstance(t, MemoryTier)]
+        later = [t for t in tiers if t not in now]
+        await asyncio.gather(*(t.set(key, raw, policy.ttl_s, policy.name, tags) for t in now))
+        if later:
+            task = asyncio.get_running_loop().create_task(
+                _gather(t.set(key, raw, policy.ttl_s, policy.name, tags) for t in later)
+            )
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Wait until every write-behind write has landed."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def invalidate(
         self, policy: str | None = None, tag: str | None = None, pattern: str | None = None
@@ -202,6 +225,7 @@ class TieredCache:
         """Remove entries by policy, by tag (e.g. ``collection:NAME``), by key pattern, or all of them."""
         if policy is not None and policy not in self.policies:
             raise KeyError(policy)
+        await self.flush()  # a pending write must not land after the entries it belongs with were removed
         counts = await asyncio.gather(*(t.clear(policy=policy, tag=tag, pattern=pattern) for t in self.tiers))
         return {t.name: n for t, n in zip(self.tiers, counts, strict=True)}
 
