@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from voicerag.bench.runner import SWEEP
+
 DOCUMENTS = ("README.md", "docs/PERFORMANCE_QUICKSTART.md", "docs/PERFORMANCE_TUNING_GUIDE.md")
 FULL = "bench_full.json"
 
@@ -107,7 +109,7 @@ def scenarios(src: Sources) -> str:
     full = src(FULL)
     rows = []
     for name, s in full["scenarios"].items():
-        if "p50_ms" not in s or name.startswith("http_ask_c"):
+        if "p50_ms" not in s or SWEEP.fullmatch(name):
             continue
         rows.append(
             [f"`{name}`", s["requests"], _ms(s["p50_ms"]), _ms(s["p95_ms"]), _ms(s["p99_ms"]), s["rps"], s["errors"]]

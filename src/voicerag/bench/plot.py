@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from voicerag.bench.runner import SWEEP
+
 
 def write_plot(report: dict[str, Any], path: Path) -> Path:
     """Draw from the report's quantiles (so a committed JSON can be re-plotted without re-running)."""
@@ -14,12 +16,12 @@ def write_plot(report: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, (cdf, sweep) = plt.subplots(1, 2, figsize=(15, 6))
-    for name, s in sorted(report["scenarios"].items()):
-        q = s.get("quantiles_ms")
-        if not q or name.startswith("http_ask_c"):
-            continue
+    styles = ("-", "--", ":", "-.")
+    named = [(n, s) for n, s in sorted(report["scenarios"].items()) if s.get("quantiles_ms") and not SWEEP.fullmatch(n)]
+    for i, (name, s) in enumerate(named):
+        q = s["quantiles_ms"]
         levels = [float(k) / 100 for k in q]
-        cdf.plot(list(q.values()), levels, marker=".", label=name)
+        cdf.plot(list(q.values()), levels, marker=".", linestyle=styles[i // 10 % 4], label=name)
     cdf.set_xscale("log")
     cdf.set_xlabel("latency (ms, log scale)")
     cdf.set_ylabel("fraction of requests")

@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ class BenchConfig:
         return self.scenarios is None or name in self.scenarios
 
 
+SWEEP = re.compile(r"http_ask_c\d+")  # the concurrency sweep's scenarios
 SCENARIO_GROUPS = ("ingest", "embed", "search", "ask", "index", "stt", "tts", "voice", "http")
 
 
@@ -509,7 +511,7 @@ def _tables(s: dict[str, Any]) -> dict[str, Any]:
     sweep = [
         {"concurrency": v["concurrency"], "rps": v["rps"], "p50_ms": v["p50_ms"], "p95_ms": v["p95_ms"]}
         for k, v in s.items()
-        if k.startswith("http_ask_c")
+        if SWEEP.fullmatch(k)
     ]
     return {"performance_layer": before_after, "index_kinds": indexes, "throughput_vs_concurrency": sweep}
 
