@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     tts_timeout_s: float = Field(15.0, gt=0)
     tts_cache_dir: Path | None = Field(None, description="TTS audio files; default data_dir/tts-cache")
     tts_cache_max_mb: float = Field(512, ge=0)
+    voice_max_spoken_chars: int = Field(
+        600, ge=1, description="voice answers: speak whole sentences up to about this many characters; show all"
+    )
     preload_speech: bool = Field(True, description="serve: load the speech models at startup, not on first use")
 
     # pools

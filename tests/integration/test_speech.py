@@ -114,3 +114,16 @@ async def test_espeak_ng_voice(make_settings) -> None:
         heard = await rag.speech.transcribe(decode_audio(encode_audio(speech.pcm, speech.sample_rate, "wav")))
     assert speech.sample_rate == 22_050 and speech.seconds > 1
     assert "museum" in heard.text.lower()
+
+
+async def test_long_answers_are_shown_whole_but_spoken_within_the_budget(make_settings) -> None:
+    from voicerag import Document
+
+    long_text = " ".join(f"Fact number {i} about the tower is worth knowing." for i in range(40))
+    async with await VoiceRAG.open(make_settings(answer_sentences=10, voice_max_spoken_chars=120)) as rag:
+        await rag.ingest("kb", [Document("t", long_text, "Tower")])
+        events = [e async for e in rag.voice.answer_events("Which facts about the tower are worth knowing?", ["kb"])]
+    answer = events[-1]["answer"]["answer"]
+    spoken = [e["sentence"] for e in events if e["type"] == "audio"]
+    assert len(answer) > 300 and spoken  # the whole answer as text
+    assert sum(len(s) for s in spoken[:-1]) < 120 <= sum(len(s) for s in spoken) < 120 + 60  # whole sentences

@@ -48,6 +48,18 @@ class VoiceAgent:
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         result: dict[str, Answer] = {}
 
+        budget = self.speech.settings.voice_max_spoken_chars
+        spoken = 0
+
+        async def say_next(pieces: list[str]) -> None:
+            """Queue sentences for speech until the spoken budget is used (the text answer stays whole)."""
+            nonlocal spoken
+            for sentence in pieces:
+                if spoken >= budget:
+                    return
+                spoken += len(sentence)
+                await sentences.put(sentence)
+
         async def write() -> None:
             text, queued = "", 0
             try:
@@ -66,12 +78,10 @@ class VoiceAgent:
                     else:
                         await out.put(event)
                     complete = spoken_sentences(text)[:-1] if speak else []
-                    for sentence in complete[queued:]:
-                        await sentences.put(sentence)
+                    await say_next(complete[queued:])
                     queued = max(queued, len(complete))
                 if speak:
-                    for sentence in spoken_sentences(text)[queued:]:
-                        await sentences.put(sentence)
+                    await say_next(spoken_sentences(text)[queued:])
             except BaseException as exc:
                 await out.put(exc)
                 raise
