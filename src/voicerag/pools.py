@@ -31,7 +31,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_s,
-            pool_pre_ping=True,
+            pool_pre_ping=False,  # a local file cannot drop a connection; the ping doubled every tier read
             connect_args={"timeout": 30},
         )
 
