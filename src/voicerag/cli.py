@@ -374,26 +374,10 @@ def talk(
     as_json: JsonFlag = False,
 ) -> None:
     """A spoken question in, a spoken answer out: transcribe, answer from the documents, speak."""
-    from voicerag.errors import InvalidInput
-    from voicerag.speech.tts import join_speech
-
     _audio_format(output)
     data = _read_audio(file)
-
-    async def work(rag: Any) -> tuple[Any, dict[str, Any], Any, dict[str, float]]:
-        timings: dict[str, float] = {}
-        transcript = await rag.speech.transcribe_file(data, None, timings)
-        if not transcript.text:
-            raise InvalidInput(f"no speech was recognised in {file}")
-        pieces, answer = [], {}
-        async for event in rag.voice.answer_events(transcript.text, collections, mode, None, timings):
-            if event["type"] == "audio":
-                pieces.append(event["speech"])
-            elif event["type"] == "done":
-                answer = event["answer"]
-        return transcript, answer, join_speech(pieces), timings
-
-    transcript, answer, speech, timings = _run(work)
+    timings: dict[str, float] = {}
+    transcript, answer, speech = _run(lambda rag: rag.voice.ask_aloud(data, collections, mode, None, None, timings))
     _write_audio(output, speech)
     if as_json:
         _print_json(

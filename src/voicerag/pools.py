@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
+def bearer(api_key: str | None) -> dict[str, str]:
+    """The Authorization header for an OpenAI-style API key (none without a key)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The async SQLAlchemy engine with pool sizes, timeouts, pre-ping and recycle from Settings."""
     url = settings.resolved_database_url

@@ -11,7 +11,7 @@ import httpx
 from voicerag.answer.types import Source
 from voicerag.config import Settings
 from voicerag.errors import UpstreamError
-from voicerag.pools import Pools
+from voicerag.pools import Pools, bearer
 
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources below. Cite the sources you use as [n]. "
@@ -40,7 +40,7 @@ class OpenAIChatGenerator:
     def __init__(self, settings: Settings, pools: Pools):
         self.url = settings.llm_base_url.rstrip("/") + "/chat/completions"
         self.model = settings.llm_model
-        self.headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
+        self.headers = bearer(settings.llm_api_key)
         self.max_tokens = settings.llm_max_tokens
         self.temperature = settings.llm_temperature
         self.first_token_timeout = settings.llm_first_token_timeout_s

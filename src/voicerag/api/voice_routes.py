@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from voicerag.api.routes import Rag
 from voicerag.errors import InvalidInput, VoiceRAGError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
-from voicerag.speech.tts import Speech, join_speech
+from voicerag.speech.tts import Speech
 from voicerag.speech.voice import VoiceSession
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,7 @@ async def voice_ask(
     started = time.perf_counter()
     names = _names(collection, collections)
     timings: dict[str, float] = {}
-    transcript = await rag.speech.transcribe_file(await file.read(), language, timings)
-    if not transcript.text:
-        raise InvalidInput("no speech was recognised in the audio; record the question again, closer to the microphone")
-    pieces: list[Speech] = []
-    answer: dict[str, Any] = {}
-    async for event in rag.voice.answer_events(transcript.text, names, mode, k, timings):
-        if event["type"] == "audio":
-            pieces.append(event["speech"])
-        elif event["type"] == "done":
-            answer = event["answer"]
-    speech = join_speech(pieces)
+    transcript, answer, speech = await rag.voice.ask_aloud(await file.read(), names, mode, k, language, timings)
     audio: dict[str, Any] = {
         "format": audio_format,
         "sample_rate": speech.sample_rate,

@@ -182,10 +182,18 @@ async def run_bench(config: BenchConfig) -> dict[str, Any]:
         await _in_process(config, base, questions, mix, record, scenarios)
     if config.wants("embed"):
         await _embedding(config, base, questions, record)
+    spoken: list[tuple[str, bytes]] = []
+
+    def clips() -> list[tuple[str, bytes]]:
+        """The spoken questions, synthesised once for the speech and voice scenarios."""
+        if not spoken:
+            spoken.extend(spoken_questions(p.speech_clips))
+        return spoken
+
     if config.wants("stt") or config.wants("tts"):
-        await _speech(config, base, record, scenarios)
+        await _speech(config, base, record, scenarios, clips() if config.wants("stt") else [])
     if config.wants("http") or config.wants("voice"):
-        await _http(config, mix, scenarios, record)
+        await _http(config, mix, scenarios, record, clips() if config.wants("voice") else [])
     return {
         "scenarios": scenarios,
         "ratios": _ratios(scenarios),
@@ -357,11 +365,14 @@ ANSWER_TEXTS = [
 
 
 async def _speech(
-    config: BenchConfig, base: Settings, record: Callable[..., dict[str, Any]], scenarios: dict[str, Any]
+    config: BenchConfig,
+    base: Settings,
+    record: Callable[..., dict[str, Any]],
+    scenarios: dict[str, Any],
+    clips: list[tuple[str, bytes]],
 ) -> None:
     from voicerag.speech.audio import pcm16_to_float
 
-    clips = spoken_questions(config.profile.speech_clips)
     async with await VoiceRAG.open(base.model_copy(update={"cache_enabled": False})) as rag:
         await rag.speech.preload()
         if config.wants("stt"):
@@ -395,7 +406,11 @@ async def _speech(
 
 
 async def _http(
-    config: BenchConfig, mix: list[str], scenarios: dict[str, Any], record: Callable[..., dict[str, Any]]
+    config: BenchConfig,
+    mix: list[str],
+    scenarios: dict[str, Any],
+    record: Callable[..., dict[str, Any]],
+    clips: list[tuple[str, bytes]],
 ) -> None:
     p = config.profile
     logs = config.data_dir / "logs"
@@ -434,7 +449,6 @@ async def _http(
             scenarios["http_ask_layer_off"]["performance_layer"] = "off: no caches, no micro-batching, 1 db "
             scenarios["http_ask_layer_off"]["performance_layer"] += "connection, no client keep-alive"
     if config.wants("voice"):
-        clips = spoken_questions(config.profile.speech_clips)
         with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as server:
             await voice_to_voice(server.url, clips[0][1])  # warm up the models
             latencies = [await voice_to_voice(server.url, pcm) for _, pcm in clips]

@@ -76,10 +76,6 @@ class Codec:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-async def _gather(writes: Any) -> None:
-    await asyncio.gather(*writes)
-
-
 def make_key(policy: str, parts: Any) -> str:
     """``vr1:{policy}:{sha256 of the msgpack of parts}``: short, fixed-length, safe in every tier."""
     digest = hashlib.sha256(msgpack.packb(parts, use_bin_type=True)).hexdigest()
@@ -98,7 +94,7 @@ class TieredCache:
         self.policies = policies
         self.enabled = enabled
         self.write_behind = write_behind
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
         self.stats: dict[str, PolicyStats] = {
             name: PolicyStats(tiers={t.name: TierStats() for t in tiers}) for name in policies
         }
@@ -208,8 +204,8 @@ class TieredCache:
         later = [t for t in tiers if t not in now]
         await asyncio.gather(*(t.set(key, raw, policy.ttl_s, policy.name, tags) for t in now))
         if later:
-            task = asyncio.get_running_loop().create_task(
-                _gather(t.set(key, raw, policy.ttl_s, policy.name, tags) for t in later)
+            task = asyncio.ensure_future(
+                asyncio.gather(*(t.set(key, raw, policy.ttl_s, policy.name, tags) for t in later))
             )
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)

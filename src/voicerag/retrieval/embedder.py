@@ -10,7 +10,7 @@ import numpy as np
 
 from voicerag.config import Settings
 from voicerag.errors import UpstreamError
-from voicerag.pools import Pools
+from voicerag.pools import Pools, bearer
 
 
 class Embedder(Protocol):
@@ -90,7 +90,7 @@ class OpenAIEmbedder:
         self.model_name = settings.embedding_model
         self.dim = settings.embedding_dimensions
         self.url = settings.embedding_api_base.rstrip("/") + "/embeddings"
-        self.headers = {"Authorization": f"Bearer {settings.embedding_api_key}"} if settings.embedding_api_key else {}
+        self.headers = bearer(settings.embedding_api_key)
         self.batch_size = settings.embed_batch_size
         self.pools = pools
 

@@ -43,15 +43,19 @@ class Limits:
     max_bytes: int
     max_seconds: float
 
+    def check_size(self, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            raise TooLarge(
+                f"the audio is {len(data)} bytes; at most {self.max_bytes} bytes are accepted (VOICERAG_MAX_AUDIO_MB)"
+            )
+
 
 def decode_audio(data: bytes, limits: Limits | None = None) -> np.ndarray:
     """Any common audio file -> 16 kHz mono float32 in [-1, 1]. Raises a 4xx error saying what was wrong."""
     if not data:
         raise InvalidInput(f"the audio is empty; send a non-empty file ({ACCEPTED_INPUT})")
-    if limits and len(data) > limits.max_bytes:
-        raise TooLarge(
-            f"the audio is {len(data)} bytes; at most {limits.max_bytes} bytes are accepted (VOICERAG_MAX_AUDIO_MB)"
-        )
+    if limits:
+        limits.check_size(data)
     _check_wav_complete(data)
     max_samples = int(limits.max_seconds * SAMPLE_RATE) if limits else None
     pieces: list[np.ndarray] = []

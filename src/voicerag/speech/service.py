@@ -86,8 +86,7 @@ class SpeechService:
         self, data: bytes, language: str | None = None, timings: dict[str, float] | None = None
     ) -> Transcript:
         """Transcribe an audio file; cached by the file's content hash, the model and the language."""
-        if len(data) > self.limits.max_bytes:
-            await self.decode(data)  # raises the 413 with its message
+        self.limits.check_size(data)  # before hashing it
         digest = hashlib.sha256(data).hexdigest()
 
         async def compute() -> Transcript:

@@ -13,7 +13,7 @@ import numpy as np
 
 from voicerag.config import Settings
 from voicerag.errors import UpstreamError
-from voicerag.pools import Pools
+from voicerag.pools import Pools, bearer
 from voicerag.speech.audio import SAMPLE_RATE, encode_audio, float_to_pcm16
 from voicerag.speech.models import load_once
 
@@ -106,7 +106,7 @@ class OpenAITranscriber:
         self.pools = pools
         self.url = settings.stt_api_base.rstrip("/") + "/audio/transcriptions"
         self.signature = f"openai:{settings.stt_api_base}:{settings.stt_remote_model}"
-        self.headers = {"Authorization": f"Bearer {settings.stt_api_key}"} if settings.stt_api_key else {}
+        self.headers = bearer(settings.stt_api_key)
 
     async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
         started = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from voicerag.config import Settings
 from voicerag.errors import UpstreamError
-from voicerag.pools import Pools
+from voicerag.pools import Pools, bearer
 from voicerag.speech.audio import resample_pcm16
 from voicerag.speech.models import load_once
 
@@ -122,7 +122,7 @@ class OpenAISpeechSynthesizer:
         self.pools = pools
         self.url = settings.tts_api_base.rstrip("/") + "/audio/speech"
         self.signature = f"openai:{settings.tts_api_base}:{settings.tts_remote_model}:{settings.tts_voice}"
-        self.headers = {"Authorization": f"Bearer {settings.tts_api_key}"} if settings.tts_api_key else {}
+        self.headers = bearer(settings.tts_api_key)
 
     async def synthesize(self, sentence: str, speed: float) -> Speech:
         body = {

@@ -17,7 +17,8 @@ from voicerag.errors import InvalidInput, VoiceRAGError
 from voicerag.pipeline import Pipeline
 from voicerag.speech.audio import SAMPLE_RATE, pcm16_to_float, resample_pcm16
 from voicerag.speech.service import SpeechService, spoken_sentences
-from voicerag.speech.stt import speech_timestamps
+from voicerag.speech.stt import Transcript, speech_timestamps
+from voicerag.speech.tts import Speech, join_speech
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,31 @@ class VoiceAgent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def ask_aloud(
+        self,
+        audio_file: bytes,
+        collections: list[str],
+        mode: SearchMode | None = None,
+        k: int | None = None,
+        language: str | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[Transcript, dict[str, Any], Speech]:
+        """A recorded question (any audio file) -> its transcript, the answer (JSON) and the spoken answer."""
+        timings = {} if timings is None else timings
+        transcript = await self.speech.transcribe_file(audio_file, language, timings)
+        if not transcript.text:
+            raise InvalidInput(
+                "no speech was recognised in the audio; record the question again, closer to the microphone"
+            )
+        pieces: list[Speech] = []
+        answer: dict[str, Any] = {}
+        async for event in self.answer_events(transcript.text, collections, mode, k, timings):
+            if event["type"] == "audio":
+                pieces.append(event["speech"])
+            elif event["type"] == "done":
+                answer = event["answer"]
+        return transcript, answer, join_speech(pieces)
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
