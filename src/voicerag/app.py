@@ -18,14 +18,17 @@ from voicerag.cache import build_cache
 from voicerag.cache.bus import InvalidationBus
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import SearchMode, Settings, load_settings
-from voicerag.documents.ingest import Ingestor, IngestReport, Progress
+from voicerag.documents.changes import create_feed
 from voicerag.documents.loaders import Document, load_paths
 from voicerag.documents.store import SQLDocumentStore
+from voicerag.ingestion import Ingestor, IngestReport, Progress
 from voicerag.metrics import Metrics
 from voicerag.pipeline import Pipeline
 from voicerag.pools import Pools
 from voicerag.retrieval.embedder import Embedder, create_embedder
+from voicerag.retrieval.index import IndexParams, choose_kind
 from voicerag.retrieval.search import Retriever
+from voicerag.retrieval.worker import RetrievalWorker
 from voicerag.speech.service import SpeechService
 from voicerag.speech.voice import VoiceAgent
 
@@ -60,6 +63,8 @@ class VoiceRAG:
         self.voice = VoiceAgent(pipeline, self.speech)
         self.instance_id = uuid.uuid4().hex[:12]
         self.bus: InvalidationBus | None = None
+        self.ready = False
+        self._sync_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> VoiceRAG:
@@ -73,7 +78,7 @@ class VoiceRAG:
             await store.create_schema()
             cpu_limit = asyncio.Semaphore(settings.cpu_concurrency)
             embedder = await asyncio.to_thread(create_embedder, settings, pools, cpu_limit)
-            retriever = Retriever(settings, store, embedder.dim)
+            retriever = build_retriever(settings, store, embedder)
             cache = build_cache(settings, pools)
             metrics = Metrics()
             extractive = ExtractiveGenerator(settings.answer_sentences)
@@ -84,15 +89,31 @@ class VoiceRAG:
             await pools.aclose()
             raise
         rag = cls(settings, pools, store, embedder, retriever, cache, metrics, pipeline, ingestor)
+        await retriever.feed.start(retriever.on_change)
+        rag._sync_task = asyncio.create_task(rag._sync_periodically())
         if pools.redis is not None:
             rag.bus = InvalidationBus(pools.redis, rag.instance_id, rag._on_remote_write)
             rag.bus.start()
         return rag
 
+    async def warm(self) -> None:
+        """Load every collection's read model (``serve`` does this before /readyz says ready)."""
+        await self.retriever.warm()
+        self.ready = True
+
+    async def _sync_periodically(self) -> None:
+        """A safety net under the change notices: compare generations with the store now and then."""
+        while True:
+            await asyncio.sleep(self.settings.sync_interval_s)
+            await self.retriever.on_change(None)
+
     async def aclose(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
         if self.bus is not None:
             await self.bus.aclose()
-        await self.retriever.wait_for_rebuilds()
+        await self.retriever.feed.aclose()
+        await self.retriever.flush()
         await self.cache.flush()
         await self.pools.aclose()
 
@@ -111,16 +132,8 @@ class VoiceRAG:
             await self.bus.publish(collection, generation)
 
     async def _on_remote_write(self, message: dict[str, Any]) -> None:
-        """Another replica wrote: drop this process's memory entries for the collection, refresh its index."""
-        collection = message["collection"]
-        memory = [t for t in self.cache.tiers if t.name == "memory"]
-        for tier in memory:
-            await tier.clear(tag=f"collection:{collection}")
-        if message.get("generation") is not None:
-            try:
-                await self.retriever.index_for(collection)
-            except Exception as exc:  # deleted meanwhile, or the database is away: the next request retries
-                log.debug("refresh of %r after a remote write failed: %s", collection, exc)
+        """Another replica wrote: catch the collection's read model up (cache keys carry the generation)."""
+        await self.retriever.on_change(message["collection"])
 
     async def ingest(
         self, collection: str, documents: list[Document], progress: Progress | None = None
@@ -178,3 +191,27 @@ class VoiceRAG:
 
     async def health(self) -> dict[str, Any]:
         return await self.pools.health()
+
+
+def build_retriever(settings: Settings, store: SQLDocumentStore, embedder: Embedder) -> Retriever:
+    """The read model with its change feed and batching worker, from Settings."""
+    s = settings
+    worker = RetrievalWorker(
+        embedder.embed, embedder.embed_sync, s.retrieval_workers, s.retrieval_max_batch, s.candidates, s.rrf_k
+    )
+    params = IndexParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.ivf_nprobe)
+
+    def kind_for(count: int) -> str:
+        return choose_kind(s.index_type, count, embedder.dim, s.hnsw_threshold, s.index_memory_budget_mb, s.hnsw_m)
+
+    return Retriever(
+        store,
+        create_feed(s.resolved_database_url),
+        worker,
+        embedder.dim,
+        params,
+        kind_for,
+        s.data_dir / "indexes",
+        int(s.read_model_text_mb * 1024 * 1024),
+        s.index_save_interval_s,
+    )

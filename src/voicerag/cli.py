@@ -88,6 +88,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log/--no-access-log", help="uvicorn's access log (default: off)")
+    ] = None,
 ) -> None:
     """Serve the HTTP API, its OpenAPI docs (/docs) and the web page."""
     import uvicorn
@@ -96,12 +99,13 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     console.print(f"VoiceRAG on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    logs = settings.access_log if access_log is None else access_log
     if workers > 1:
-        uvicorn.run("voicerag.api.asgi:app", host=host, port=port, workers=workers, log_level="info")
+        uvicorn.run("voicerag.api.asgi:app", host=host, port=port, workers=workers, log_level="info", access_log=logs)
     else:
         from voicerag.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=logs)
 
 
 @app.command()
@@ -487,7 +491,8 @@ def bench(
     concurrency: Annotated[int | None, typer.Option(help="clients for the throughput scenarios")] = None,
     zipf: Annotated[float, typer.Option(help="Zipf exponent of the question mix")] = 1.1,
     scenarios: Annotated[
-        str | None, typer.Option(help="comma-separated groups: ingest,embed,search,ask,index,stt,tts,voice,http")
+        str | None,
+        typer.Option(help="comma-separated groups: ingest,embed,search,ask,index,stt,tts,voice,http,floor,replica"),
     ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="run N times; figures are the medians")] = 1,
     data_dir: Annotated[Path | None, typer.Option(help="keep the ingested corpus here between runs")] = None,

@@ -48,7 +48,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cpu_concurrency": 8,
         "cache_memory_mb": 1024,
         "semantic_cache": True,
-        "embed_batch_wait_ms": 2.0,
     },
 }
 
@@ -104,6 +103,9 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=10)
     max_k: int = Field(100, ge=1, le=1000)
     max_documents_per_request: int = Field(1000, ge=1)
+    ingest_batch_docs: int = Field(
+        256, ge=1, le=100_000, description="documents per ingest transaction: bounds memory and what a crash loses"
+    )
 
     # embeddings
     embedder: Literal["local", "openai"] = "local"
@@ -112,7 +114,6 @@ class Settings(BaseSettings):
     embedding_api_key: str | None = None
     embedding_dimensions: int = Field(384, ge=2)
     embed_batch_size: int = Field(32, ge=1, le=1024)
-    embed_batch_wait_ms: float = Field(1.0, ge=0, le=100, description="micro-batch window for query embeddings")
     onnx_threads: int = Field(2, ge=1, le=64)
 
     # index and search
@@ -128,6 +129,24 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(50, ge=1, description="per-mode candidates before fusion")
     cpu_concurrency: int = Field(2, ge=1, le=256, description="concurrent CPU-bound model calls")
+    retrieval_workers: int = Field(1, ge=1, le=64, description="searches run as batches on this many threads at once")
+    retrieval_max_batch: int = Field(64, ge=1, le=1024, description="most searches in one worker call")
+    read_model_text_mb: float = Field(
+        1024, ge=0, description="chunk texts kept in memory for search results; beyond it they are read in one query"
+    )
+    index_save_interval_s: float = Field(
+        10.0, ge=0, description="index files are saved at most this often (a restart catches up from the store)"
+    )
+    sync_interval_s: float = Field(
+        5.0, gt=0, description="replicas compare generations with the store this often, besides change notices"
+    )
+    max_inflight_requests: int = Field(
+        64, ge=1, description="query requests (search, ask, chat) served at once; more wait in the queue"
+    )
+    max_queued_requests: int = Field(
+        256, ge=0, description="query requests that may wait; beyond it they get 503 with Retry-After"
+    )
+    access_log: bool = Field(False, description="serve: uvicorn's access log (off: one line per request costs CPU)")
 
     # answers
     generator: Literal["extractive", "llm"] = "extractive"

@@ -1,12 +1,12 @@
-"""The flow of one request: embed (cached, micro-batched), search (cached), answer (cached), with fallbacks."""
+"""The flow of one request: the read model's generations (in memory), the search (cached; uncached, one
+batched worker call), the answer (cached), with fallbacks."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from voicerag.documents.store import DocumentStore
 from voicerag.errors import InvalidInput, UpstreamError
 from voicerag.metrics import Metrics
 from voicerag.retrieval.embedder import Embedder
-from voicerag.retrieval.search import Retriever, check_collection_name
+from voicerag.retrieval.search import CollectionState, Retriever, check_collection_name
 
 log = logging.getLogger(__name__)
 
@@ -28,52 +28,6 @@ log = logging.getLogger(__name__)
 def normalize_question(text: str) -> str:
     """Case and whitespace do not change the answer (the embedder and BM25 are uncased)."""
     return re.sub(r"\s+", " ", text).strip().casefold()
-
-
-class MicroBatcher:
-    """Gathers concurrent single-text embeddings into one batch: flushes at ``max_batch`` texts or after
-    ``wait_s``, whichever comes first, so many clients share one inference instead of queueing."""
-
-    def __init__(self, embed: Callable[[list[str]], Awaitable[np.ndarray]], max_batch: int, wait_s: float):
-        self.embed = embed
-        self.max_batch = max_batch
-        self.wait_s = wait_s
-        self._queue: list[tuple[str, asyncio.Future[np.ndarray]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self.batches = 0
-        self.items = 0
-
-    async def submit(self, text: str) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._queue.append((text, future))
-        if len(self._queue) >= self.max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.wait_s, self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._queue = self._queue, []
-        if batch:
-            asyncio.get_running_loop().create_task(self._run(batch))
-
-    async def _run(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
-        self.batches += 1
-        self.items += len(batch)
-        try:
-            vectors = await self.embed([text for text, _ in batch])
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), vector in zip(batch, vectors, strict=True):
-            if not future.done():
-                future.set_result(vector)
 
 
 def _vector_bytes(v: np.ndarray) -> bytes:
@@ -109,22 +63,21 @@ class Pipeline:
         self.metrics = metrics
         self.generator = generator
         self.extractive = extractive
-        self.batcher = MicroBatcher(embedder.embed, settings.embed_batch_size, settings.embed_batch_wait_ms / 1000)
         self.semantic = SemanticIndex(settings.semantic_cache_threshold) if settings.semantic_cache else None
 
     # ---- embeddings -------------------------------------------------------------------------------------
 
+    async def cached_query_vector(self, text: str) -> np.ndarray | None:
+        """The query's vector if the embedding cache has it."""
+        vector = await self.cache.get("embedding", (self.embedder.model_name, text), decode=_vector_from)
+        return vector if vector is not None and vector.shape == (self.embedder.dim,) else None
+
     async def embed_query(self, text: str) -> np.ndarray:
-        """One query's vector, from the cache or the micro-batcher."""
-        vector, _ = await self.cache.get_or_compute(
-            "embedding",
-            (self.embedder.model_name, text),
-            lambda: self.batcher.submit(text),
-            encode=_vector_bytes,
-            decode=_vector_from,
-        )
-        if vector.shape != (self.embedder.dim,):
-            raise ValueError("embedding of unexpected shape")
+        """One query's vector, from the cache or the model (one batched worker call)."""
+        vector = await self.cached_query_vector(text)
+        if vector is None:
+            vector = (await self.embedder.embed([text]))[0]
+            await self.cache.set("embedding", (self.embedder.model_name, text), vector, encode=_vector_bytes)
         return vector
 
     async def embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -149,12 +102,12 @@ class Pipeline:
             raise InvalidInput(f"k must be between 1 and {self.settings.max_k} (got {k})")
         return k
 
-    async def generations(self, collections: list[str]) -> dict[str, int]:
+    async def states(self, collections: list[str]) -> dict[str, CollectionState]:
+        """Each named collection's read model at its current generation (from memory)."""
         if not collections:
             raise InvalidInput("name at least one collection")
         names = list(dict.fromkeys(check_collection_name(c) for c in collections))
-        values = await asyncio.gather(*(self.retriever.generation(c) for c in names))
-        return dict(zip(names, values, strict=True))
+        return await self.retriever.current(names)
 
     # ---- search -----------------------------------------------------------------------------------------
 
@@ -172,47 +125,52 @@ class Pipeline:
         k = self.check_k(k)
         mode = mode or self.settings.search_mode
         timings = {} if timings is None else timings
-        generations = await self.generations(collections)
+        states = await self.states(collections)
         if not use_cache:
-            return await self._search_uncached(query, generations, mode, k, timings)
-        key = (sorted(generations.items()), normalize_question(query), mode, k, self.settings.rrf_k)
+            return await self._search_uncached(query, states, mode, k, timings)
+        generations = sorted((name, state.generation) for name, state in states.items())
+        key = (generations, normalize_question(query), mode, k, self.settings.rrf_k)
 
         async def compute() -> list[dict[str, Any]]:
-            return [s.to_json() for s in await self._search_uncached(query, generations, mode, k, timings)]
+            return [s.to_json() for s in await self._search_uncached(query, states, mode, k, timings)]
 
         with self.metrics.stage("search_total", timings):
             rows, _ = await self.cache.get_or_compute(
-                "search", key, compute, tags=tuple(f"collection:{c}" for c in generations)
+                "search", key, compute, tags=tuple(f"collection:{c}" for c in states)
             )
         return [Source(**row) for row in rows]
 
     async def _search_uncached(
-        self, query: str, generations: dict[str, int], mode: SearchMode, k: int, timings: dict[str, float]
+        self, query: str, states: dict[str, CollectionState], mode: SearchMode, k: int, timings: dict[str, float]
     ) -> list[Source]:
-        vector = None
-        if mode != "lexical":
-            with self.metrics.stage("embed", timings):
-                vector = await self.embed_query(query)
-        with self.metrics.stage("search", timings):
-            hits = await self.retriever.search(query, vector, list(generations), mode, k, generations)
-        with self.metrics.stage("fetch", timings):
-            chunks = await self.store.fetch_chunks([h.chunk_id for h in hits])
+        vector = None if mode == "lexical" else await self.cached_query_vector(query)
+        with self.metrics.stage("retrieve", timings):
+            job = await self.retriever.search(query, vector, list(states.values()), mode, k)
+        if vector is None and job.vector is not None:
+            await self.cache.set("embedding", (self.embedder.model_name, query), job.vector, encode=_vector_bytes)
+        infos = [states[hit.collection].chunks.get(hit.chunk_id) for hit in job.hits]
+        pairs = list(zip(job.hits, infos, strict=True))
+        missing = [hit.chunk_id for hit, info in pairs if info is not None and info.text is None]
+        texts: dict[int, str] = {}
+        if missing:  # over the read model's text budget: one batched read
+            with self.metrics.stage("fetch", timings):
+                texts = {i: c.text for i, c in (await self.store.fetch_chunks(missing)).items()}
         sources = []
-        for hit in hits:
-            chunk = chunks.get(hit.chunk_id)
-            if chunk is None:  # deleted by a concurrent writer after the search
+        for hit, info in pairs:
+            text = None if info is None else (info.text if info.text is not None else texts.get(hit.chunk_id))
+            if info is None or text is None:  # removed by a concurrent writer after the search
                 continue
             sources.append(
                 Source(
                     n=len(sources) + 1,
-                    document_id=chunk.doc_id,
-                    chunk_id=chunk.id,
-                    collection=chunk.collection,
-                    title=chunk.title,
+                    document_id=info.doc_id,
+                    chunk_id=hit.chunk_id,
+                    collection=hit.collection,
+                    title=info.title,
                     score=round(hit.score, 6),
-                    text=chunk.text,
-                    start=chunk.start,
-                    end=chunk.end,
+                    text=text,
+                    start=info.start,
+                    end=info.end,
                     dense_score=None if hit.dense_score is None else round(hit.dense_score, 6),
                     lexical_score=None if hit.lexical_score is None else round(hit.lexical_score, 6),
                 )
@@ -249,7 +207,8 @@ class Pipeline:
         question = self.check_question(question)
         k = self.check_k(k)
         mode = mode or self.settings.search_mode
-        generations = await self.generations(collections)
+        states = await self.states(collections)
+        generations = {name: state.generation for name, state in states.items()}
         key = self._answer_key(generations, question, mode, k)
         tags = tuple(f"collection:{c}" for c in generations)
         timings: dict[str, float] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -32,8 +33,13 @@ def ingest_facts(client: httpx.Client, facts) -> dict:
 
 def test_health_and_readiness(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz").json()
+    deadline = time.monotonic() + 60  # the indexes load in the background; /readyz says "warming" until then
+    while (response := client.get("/readyz")).status_code == 503 and time.monotonic() < deadline:
+        assert response.json()["status"] == "warming"
+        time.sleep(0.01)
+    ready = response.json()
     assert ready["status"] == "ready" and ready["checks"]["database"]["ok"] is True
+    assert ready["checks"]["indexes"]["ok"] is True
     assert "database" in ready["pools"]
     assert client.get("/docs").status_code == 200
 
@@ -131,6 +137,6 @@ def test_cache_routes_and_metrics(client, facts) -> None:
     )
     assert client.delete("/v1/cache", params={"policy": "nope"}).status_code == 422
     metrics = client.get("/metrics").text
-    assert 'voicerag_stage_seconds_count{stage="search"' in metrics
+    assert 'voicerag_stage_seconds_count{stage="retrieve"' in metrics
     assert "voicerag_request_seconds_bucket" in metrics and "process_resident_memory_bytes" in metrics
     assert 'voicerag_cache_events{event="hits",policy="answer",tier="memory"' in metrics

@@ -45,7 +45,7 @@ def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
         "faiss_raw",
         "search_hybrid_cold",
         "search_hybrid_warm",
-        "embed_microbatched",
+        "search_batched",
         "index_hnsw",
         "stt",
         "tts_first_audio",

@@ -50,7 +50,7 @@ def test_voice_ask_returns_transcript_answer_sources_and_audio(base_url, questio
         body = reply.json()
         assert "eiffel tower" in body["transcript"]["text"].lower()
         assert "1889" in body["answer"] and body["sources"][0]["document_id"] == "paris"
-        assert {"stt", "search", "tts_first_audio", "total"} <= set(body["timings_ms"])
+        assert {"stt", "retrieve", "tts_first_audio", "total"} <= set(body["timings_ms"])
         audio = client.get(body["audio"]["url"])
         assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
         assert abs(decode_audio(audio.content).size / 16000 - body["audio"]["seconds"]) < 0.1

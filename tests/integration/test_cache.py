@@ -163,10 +163,12 @@ async def test_two_replicas_sharing_redis_and_postgres_see_new_answers(redis_cli
         await one.ingest("kb", facts)
         question = "When was the Eiffel Tower completed?"
         assert "1889" in (await two.ask(question, ["kb"])).text
-        assert (await one.ask(question, ["kb"])).cached  # shared through Redis/SQL
+        await two.cache.flush()  # written behind the response
+        assert (await one.ask(question, ["kb"])).cached  # shared through Redis
         await one.ingest("kb", [Document("paris", "The Eiffel Tower was completed in 1887, says this edit.", "Paris")])
         fresh = await two.ask(question, ["kb"])  # the other replica: new generation, so a miss, new answer
         assert "1887" in fresh.text and not fresh.cached
+        await two.cache.flush()
         shared = await one.ask(question, ["kb"])  # the writer: the answer two computed, under the new generation
         assert "1887" in shared.text and shared.cached
         deadline = time.monotonic() + 10
@@ -289,12 +291,12 @@ async def test_write_behind_lands_after_flush_and_before_invalidation(make_setti
         await SQLDocumentStore(pools.engine).create_schema()
         cache = build_cache(settings, pools)
         assert cache.write_behind
-        await cache.set("answer", ("q",), {"a": 1}, tags=("collection:kb",))
+        await cache.set("stt", ("q",), {"a": 1}, tags=("collection:kb",))
         await cache.flush()
         sql = next(t for t in cache.tiers if t.name == "sql")
-        assert await sql.get(make_key("answer", ("q",))) is not None  # landed in L3
-        await cache.set("answer", ("q2",), {"a": 2}, tags=("collection:kb",))
+        assert await sql.get(make_key("stt", ("q",))) is not None  # landed in L3
+        await cache.set("stt", ("q2",), {"a": 2}, tags=("collection:kb",))
         removed = await cache.invalidate(tag="collection:kb")  # waits for the pending write, then removes both
-        assert removed["sql"] == 2 and await sql.get(make_key("answer", ("q2",))) is None
+        assert removed["sql"] == 2 and await sql.get(make_key("stt", ("q2",))) is None
     finally:
         await pools.aclose()

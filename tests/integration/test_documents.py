@@ -87,23 +87,23 @@ async def test_indexes_persist_across_restart_without_reembedding(backend_settin
         expected = [s.chunk_id for s in await first.search("capital of France", ["kb"], mode="dense")]
     async with await VoiceRAG.open(settings.model_copy(update={"cache_enabled": False})) as second:
         calls = []
-        original = second.store.load_vectors
+        original = second.store.chunk_rows
 
-        async def spy(*args, **kwargs):
-            calls.append(args)
-            return await original(*args, **kwargs)
+        async def spy(collection, ids, dim):
+            calls.append((ids, dim))
+            return await original(collection, ids, dim)
 
-        monkeypatch.setattr(second.store, "load_vectors", spy)
+        monkeypatch.setattr(second.store, "chunk_rows", spy)
         got = [s.chunk_id for s in await second.search("capital of France", ["kb"], mode="dense")]
         assert got == expected
-        assert calls == []  # the FAISS file was loaded; nothing re-read or re-embedded
+        assert calls == [(None, None)]  # texts read once; no vector read back, nothing re-embedded
 
 
 async def test_stale_index_file_is_rebuilt_from_stored_vectors(backend_settings, facts) -> None:
     settings = backend_settings()
     async with await VoiceRAG.open(settings) as first:
         await first.ingest("kb", facts)
-    (settings.data_dir / "indexes" / "kb.json").write_text('{"generation": 1, "kind": "flat", "dim": 384}')
+    (settings.data_dir / "indexes" / "kb" / "manifest.json").write_text('{"format": 1, "generation": 1, "dense": {')
     async with await VoiceRAG.open(settings) as second:
         results = await second.search("Guido van Rossum", ["kb"], mode="dense")
         assert results[0].document_id == "python"
@@ -114,10 +114,10 @@ async def test_auto_index_upgrades_to_hnsw_in_background(backend_settings) -> No
     docs = [Document(f"d{i}", f"Document number {i} talks about topic {i % 7} and item {i}.") for i in range(60)]
     async with await VoiceRAG.open(settings) as rag:
         await rag.ingest("grow", docs[:30])
-        assert rag.retriever._indexes["grow"].dense.kind == "flat"
+        assert rag.retriever.loaded("grow").dense.kind == "flat"
         await rag.ingest("grow", docs[30:])
         await rag.retriever.wait_for_rebuilds()
-        index = rag.retriever._indexes["grow"]
+        index = rag.retriever.loaded("grow")
         assert index.dense.kind == "hnsw" and len(index.dense) == 60
         results = await rag.search("item 45", ["grow"], mode="dense", k=3)
         assert "d45" in [s.document_id for s in results]

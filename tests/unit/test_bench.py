@@ -1,11 +1,15 @@
 import asyncio
+import threading
 
 import numpy as np
 
 from voicerag.bench.regression import compare, median_of_runs
 from voicerag.bench.runner import synthetic_corpus, zipf_mix
 from voicerag.bench.stats import run_clients, summarize
-from voicerag.pipeline import MicroBatcher
+from voicerag.retrieval.faiss_index import FaissIndex
+from voicerag.retrieval.index import IndexParams
+from voicerag.retrieval.lexical import BM25Index
+from voicerag.retrieval.worker import RetrievalWorker, SearchJob, Target
 
 
 def test_percentiles_match_a_known_sample() -> None:
@@ -46,17 +50,36 @@ async def test_run_clients_respects_concurrency() -> None:
     assert peak == 4 and len(latencies) == 39 and errors == 1 and wall > 0
 
 
-async def test_micro_batcher_gathers_concurrent_requests() -> None:
-    batches = []
+async def test_worker_batches_greedily_what_queued_while_it_was_busy() -> None:
+    """No timer: the first search runs at once; the ten that queue while it runs go in one call."""
+    release, entered = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
 
-    async def embed(texts):
-        batches.append(list(texts))
-        return np.array([[len(t)] for t in texts], dtype=np.float32)
+    def embed_sync(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        if len(calls) == 1:
+            entered.set()
+            release.wait(timeout=60)
+        return np.stack([np.eye(4, dtype=np.float32)[len(t) % 4] for t in texts])
 
-    batcher = MicroBatcher(embed, max_batch=8, wait_s=0.01)
-    results = await asyncio.gather(*(batcher.submit("x" * i) for i in range(20)))
-    assert [int(r[0]) for r in results] == list(range(20))
-    assert [len(b) for b in batches] == [8, 8, 4]
+    async def embed(texts: list[str]) -> np.ndarray:
+        raise AssertionError("a local model embeds inside the worker call")
+
+    ids = np.arange(4, dtype=np.int64)
+    dense = FaissIndex.build("flat", 4, IndexParams(), ids, np.eye(4, dtype=np.float32))
+    lexical = BM25Index()
+    lexical.update(ids, ["zero", "one", "two", "three"], np.zeros(0, np.int64))
+    target = Target("c", dense, lexical)
+    worker = RetrievalWorker(embed, embed_sync, concurrency=1, max_batch=64, candidates=4, rrf_k=60)
+    first = asyncio.ensure_future(worker.run(SearchJob("x", None, [target], "dense", 1)))
+    await asyncio.to_thread(entered.wait, 60)
+    rest = [asyncio.ensure_future(worker.run(SearchJob("y" * i, None, [target], "hybrid", 2))) for i in range(10)]
+    await asyncio.sleep(0)  # let them queue
+    release.set()
+    done = await asyncio.gather(first, *rest)
+    assert [len(c) for c in calls] == [1, 10] and worker.batches == 2
+    assert done[0].hits[0].chunk_id == 1  # "x": one character, the unit vector of id 1
+    assert all(job.hits and job.vector is not None for job in done)
 
 
 def report(search_p50: float = 10.0, rps: float = 200.0, overhead: float = 1.5) -> dict:

@@ -34,14 +34,14 @@ class ExtractiveGenerator:
 
     def select(self, question: str, sources: list[Source]) -> tuple[str, list[Source]]:
         """The answer text, and the sources with the quoted sentence marked on each one used."""
-        q_tokens = tokenize([question])[0]
+        q_tokens = tokenize(question)
         if not sources or not q_tokens:
             return NO_ANSWER, sources
         candidates: list[_Candidate] = []
         for source in sources[: self.max_sources]:
             for sentence in split_sentences(source.text):
                 candidates.append(_Candidate(source, sentence.text, sentence.start, sentence.end, 0.0))
-        token_lists = tokenize([c.text for c in candidates])
+        token_lists = [tokenize(c.text) for c in candidates]
         df: dict[str, int] = {}
         for tokens in token_lists:
             for t in set(tokens):

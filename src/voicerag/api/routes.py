@@ -17,7 +17,8 @@ from voicerag.errors import InvalidInput, NotFound, TooLarge
 router = APIRouter()
 
 
-def get_rag(request: Request) -> VoiceRAG:
+async def get_rag(request: Request) -> VoiceRAG:
+    """The app's VoiceRAG (async: a plain ``def`` dependency would cost a thread hop per request)."""
     return request.app.state.rag
 
 
@@ -68,10 +69,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(rag: Rag) -> JSONResponse:
-    """Dependencies answer (database, Redis when configured); pool figures."""
+    """Ready when the database answers and every collection's indexes are loaded; pool figures."""
     checks = await rag.health()
-    ready = all(c["ok"] for name, c in checks.items() if name == "database")
-    body = {"status": "ready" if ready else "unavailable", "checks": checks, "pools": rag.pools.stats()}
+    checks["indexes"] = {"ok": rag.ready, "loaded": rag.retriever.loaded_names()}
+    ready = checks["database"]["ok"] and rag.ready
+    status = "ready" if ready else ("warming" if checks["database"]["ok"] else "unavailable")
+    body = {"status": status, "checks": checks, "pools": rag.pools.stats()}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -21,12 +21,12 @@ RULES: dict[str, tuple[str, float, float]] = {
     "scenarios.ask_uncached.p50_ms": ("lower", 0.30, 2.0),
     "scenarios.ask_uncached.p95_ms": ("lower", 0.50, 4.0),
     "scenarios.ask_cached.p50_ms": ("lower", 0.50, 0.5),
-    "scenarios.embed_microbatched.rps": ("higher", 0.25, 5.0),
+    "scenarios.search_batched.rps": ("higher", 0.25, 5.0),
     "scenarios.http_ask.rps": ("higher", 0.25, 5.0),
     "scenarios.http_ask.p95_ms": ("lower", 0.50, 5.0),
     "ratios.search_overhead_vs_faiss": ("lower", 0.40, 0.5),
     "ratios.cached_ask_speedup": ("higher", 0.40, 0.5),
-    "ratios.microbatch_throughput_gain": ("higher", 0.25, 0.1),
+    "ratios.batching_throughput_gain": ("higher", 0.25, 0.1),
 }
 
 

@@ -20,14 +20,16 @@ import numpy as np
 import psutil
 
 from voicerag.app import VoiceRAG
+from voicerag.bench.floor import FloorSearch
 from voicerag.bench.load import LoadPlan, run_load
-from voicerag.bench.server import BenchServer, server_process
+from voicerag.bench.server import BenchServer, floor_process, server_process
 from voicerag.bench.stats import cache_summary, peak_rss_mb, resources, run_clients, summarize
 from voicerag.config import Settings
 from voicerag.documents.loaders import Document
 from voicerag.evaluation.retrieval import load_beir
 from voicerag.evaluation.semantic import reword
-from voicerag.retrieval.index import FaissIndex, IndexParams
+from voicerag.retrieval.faiss_index import FaissIndex
+from voicerag.retrieval.index import IndexParams
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ class BenchConfig:
 
 
 SWEEP = re.compile(r"http_ask_c\d+")  # the concurrency sweep's scenarios
-SCENARIO_GROUPS = ("ingest", "embed", "search", "ask", "index", "stt", "tts", "voice", "http")
+SCENARIO_GROUPS = ("ingest", "embed", "search", "ask", "index", "stt", "tts", "voice", "http", "floor", "replica")
 
 
 async def run_bench(config: BenchConfig) -> dict[str, Any]:
@@ -159,7 +161,7 @@ async def run_bench(config: BenchConfig) -> dict[str, Any]:
             "chunks": {c["name"]: c for c in await rag.list_collections()}["bench"]["chunks"],
             "added_now": setup.added,
             "seconds": round(time.perf_counter() - started, 3),
-            "index_kind": (await rag.retriever.index_for("bench")).dense.kind,
+            "index_kind": (await rag.retriever.current(["bench"]))["bench"].dense.kind,
         }
         if config.wants("ingest"):  # throughput, measured on a fresh collection every run
             probe = docs[: min(len(docs), p.ingest_docs)]
@@ -182,6 +184,11 @@ async def run_bench(config: BenchConfig) -> dict[str, Any]:
         await _in_process(config, base, questions, mix, record, scenarios)
     if config.wants("embed"):
         await _embedding(config, base, questions, record)
+    if config.wants("floor"):
+        await _floor(base, questions, record, scenarios)
+        await _floor_http(config, questions, scenarios)
+    if config.wants("replica"):
+        await _replica(config, questions, scenarios)
     spoken: list[tuple[str, bytes]] = []
 
     def clips() -> list[tuple[str, bytes]]:
@@ -226,8 +233,7 @@ async def _in_process(
             with resources(extra := {}):
                 lat, wall, errors = await run_clients(lambda i: rag.ask(mix[i], ["bench"]), len(mix), 1)
             record("ask_uncached", lat, wall, errors, **extra)
-        index = await rag.retriever.index_for("bench")
-        generations = {"bench": index.generation}
+        index = (await rag.retriever.current(["bench"]))["bench"]
         vectors = await rag.embed(sample)
         if config.wants("search"):
 
@@ -235,7 +241,7 @@ async def _in_process(
                 index.dense.search(vectors[i], 10)
 
             async def ours_given_vector(i: int) -> None:
-                await rag.retriever.search(sample[i], vectors[i], ["bench"], "dense", 10, generations)
+                await rag.retriever.search(sample[i], vectors[i], [index], "dense", 10)
 
             record("faiss_raw", *await run_clients(raw_faiss, len(sample), 1))
             record("search_dense_given_vector", *await run_clients(ours_given_vector, len(sample), 1))
@@ -283,6 +289,148 @@ async def _in_process(
             await rag.cache.invalidate()
 
 
+async def _floor(
+    base: Settings, questions: list[str], record: Callable[..., dict[str, Any]], scenarios: dict[str, Any]
+) -> None:
+    """Uncached hybrid search in process: the floor and ours, interleaved query by query, three rounds."""
+    sample = questions[: min(200, len(questions))]
+    async with await VoiceRAG.open(base.model_copy(update={"cache_enabled": False})) as rag:
+        state = (await rag.retriever.current(["bench"]))["bench"]
+        floor = FloorSearch(rag.embedder.embed_sync, state)  # type: ignore[arg-type]
+        floor.batch(["warm up"])
+        await rag.pipeline.search("warm up", ["bench"], "hybrid", 10, use_cache=False)
+        bare: list[float] = []
+        ours: list[float] = []
+        rounds = []
+        for _ in range(3):
+            b_round, o_round = [], []
+            for q in sample:
+                t = time.perf_counter()
+                floor.batch([q])
+                b_round.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                await rag.pipeline.search(q, ["bench"], "hybrid", 10, use_cache=False)
+                o_round.append(time.perf_counter() - t)
+            rounds.append(round(float(np.percentile(o_round, 95) / np.percentile(b_round, 95)), 3))
+            bare += b_round
+            ours += o_round
+        record("floor_search", bare, sum(bare), 0)
+        record("search_hybrid_vs_floor", ours, sum(ours), 0, p95_ratio_per_round=rounds)
+
+
+async def _floor_http(config: BenchConfig, questions: list[str], scenarios: dict[str, Any]) -> None:
+    """The floor app and ``voicerag serve`` side by side, windows alternating, at 1 and 32 clients; unique
+    queries (every search a cache miss), then cached asks."""
+    p = config.profile
+    logs = config.data_dir / "logs"
+
+    def unique(i: int) -> str:
+        return f"{questions[i % len(questions)]} (asked as number {i})"
+
+    async def window(url: str, body: Callable[[int], dict[str, Any]], concurrency: int, pid: int) -> dict[str, Any]:
+        process = psutil.Process(pid)
+        before = process.cpu_times()
+        result = await run_load(LoadPlan(url, body, concurrency, p.http_seconds))
+        after = process.cpu_times()
+        cpu = (after.user - before.user) + (after.system - before.system)
+        return result | {"server_cpu_ms_per_request": round(1000 * cpu / max(result["requests"], 1), 3)}
+
+    settings = {"preload_speech": False, "cache_write_behind": True}
+    with (
+        floor_process(config.data_dir, logs / "floor.log") as floor,
+        server_process(config.data_dir, logs / "server_search.log", **settings) as server,
+    ):
+        await run_load(LoadPlan(f"{floor.url}/search", lambda i: {"query": unique(i)}, 2, 1.0))
+        await run_load(
+            LoadPlan(f"{server.url}/v1/search", lambda i: {"query": unique(i), "collection": "bench"}, 2, 1.0)
+        )
+        offset = 10_000
+        for concurrency in (1, 32):
+            for _ in range(2):  # alternate the two, twice; the second window of each is kept
+                offset += 100_000
+                scenarios[f"floor_http_search_c{concurrency}"] = await window(
+                    f"{floor.url}/search", lambda i, o=offset: {"query": unique(o + i)}, concurrency, floor.pid
+                )
+                offset += 100_000
+                scenarios[f"http_search_c{concurrency}"] = await window(
+                    f"{server.url}/v1/search",
+                    lambda i, o=offset: {"query": unique(o + i), "collection": "bench"},
+                    concurrency,
+                    server.pid,
+                )
+        popular = questions[:50]
+        for q in popular:
+            httpx.post(f"{server.url}/v1/ask", json={"question": q, "collection": "bench"}, timeout=60)
+        for concurrency in (1, 32):
+            scenarios[f"http_ask_cached_c{concurrency}"] = await window(
+                f"{server.url}/v1/ask",
+                lambda i: {"question": popular[i % len(popular)], "collection": "bench"},
+                concurrency,
+                server.pid,
+            )
+            scenarios[f"http_ask_cached_c{concurrency}"]["server_ms"] = _server_ask_ms(server.url)
+
+
+def _server_ask_ms(url: str) -> dict[str, float]:
+    """Server-side time of a cached ask, from the answer's own timing (median of 50)."""
+    times = []
+    for _ in range(50):
+        body = httpx.post(
+            url + "/v1/ask", json={"question": "probe question", "collection": "bench"}, timeout=60
+        ).json()
+        times.append(body["timings_ms"]["total"])
+    times = times[1:]
+    return {"p50": round(float(np.percentile(times, 50)), 3), "p95": round(float(np.percentile(times, 95)), 3)}
+
+
+async def _replica(config: BenchConfig, questions: list[str], scenarios: dict[str, Any]) -> None:
+    """Two ``voicerag serve`` on one store: a write on A, timed from its commit (A's response) until B's search
+    finds it, while B serves a query load; B's slowest query during the syncs."""
+    logs = config.data_dir / "logs"
+    settings = {"preload_speech": False}
+    with (
+        server_process(config.data_dir, logs / "replica_a.log", **settings) as a,
+        server_process(config.data_dir, logs / "replica_b.log", **settings) as b,
+    ):
+        load = asyncio.ensure_future(
+            run_load(
+                LoadPlan(
+                    f"{b.url}/v1/search",
+                    lambda i: {"query": f"{questions[i % len(questions)]} ({i})", "collection": "bench"},
+                    4,
+                    None,
+                    requests=10**9,
+                )
+            )
+        )
+        visible: list[float] = []
+        async with httpx.AsyncClient(timeout=60) as http:
+            for i in range(20):
+                token = f"zqxsync{i}w{random.randrange(10**9)}"
+                doc = {"id": f"sync-{i}", "text": f"Replica probe {token} written by the bench.", "title": "probe"}
+                await http.post(f"{a.url}/v1/collections/bench/documents", json={"documents": [doc]})
+                committed = time.perf_counter()
+                probe = {"query": token, "collection": "bench", "mode": "lexical", "k": 1}
+                while True:
+                    found = (await http.post(f"{b.url}/v1/search", json=probe)).json()["results"]
+                    if found and found[0]["document_id"] == f"sync-{i}":
+                        break
+                    if time.perf_counter() - committed > 120:
+                        raise RuntimeError("a write on replica A never became visible on replica B")
+                visible.append(time.perf_counter() - committed)
+                await http.delete(f"{a.url}/v1/collections/bench/documents/sync-{i}")
+        load.cancel()
+        try:
+            during = await load
+        except asyncio.CancelledError:
+            during = None
+    scenarios["replica_sync"] = summarize(visible, sum(visible), 0) | {
+        "note": "commit on A (its response) to the write found by a search on B; B under a 4-client query load",
+    }
+    if during is not None:
+        scenarios["replica_sync"]["max_query_ms"] = during["max_ms"]
+
+
 def index_comparison(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
     """FLAT, IVF and HNSW on the same vectors and queries: each tuned up its search knob until recall@10
     (against FLAT's exact results) reaches 0.95, then timed one query at a time."""
@@ -327,17 +475,26 @@ async def _embedding(
 ) -> None:
     p = config.profile
     distinct = [f"{q} (variant {i})" for i, q in enumerate(questions[: p.requests])]
-    for label, wait_ms, batch in (("embed_unbatched", 0.0, 1), ("embed_microbatched", 2.0, 32)):
-        settings = base.model_copy(
-            update={"cache_enabled": False, "embed_batch_wait_ms": wait_ms, "embed_batch_size": batch}
-        )
+    for label, batch in (("search_unbatched", 1), ("search_batched", 64)):
+        settings = base.model_copy(update={"cache_enabled": False, "retrieval_max_batch": batch})
         async with await VoiceRAG.open(settings) as rag:
-            await rag.pipeline.embed_query("warm up")
+            await rag.search("warm up", ["bench"], "dense")
             with resources(extra := {}):
                 lat, wall, errors = await run_clients(
-                    lambda i, rag=rag: rag.pipeline.embed_query(distinct[i]), len(distinct), p.concurrency
+                    lambda i, rag=rag: rag.pipeline.search(distinct[i], ["bench"], "dense", 10, use_cache=False),
+                    len(distinct),
+                    p.concurrency,
                 )
-            record(label, lat, wall, errors, concurrency=p.concurrency, **extra)
+            worker = rag.retriever.worker
+            record(
+                label,
+                lat,
+                wall,
+                errors,
+                concurrency=p.concurrency,
+                searches_per_batch=round(worker.jobs / max(worker.batches, 1), 2),
+                **extra,
+            )
 
 
 def spoken_questions(count: int) -> list[tuple[str, bytes]]:
@@ -442,11 +599,11 @@ async def _http(
             scenarios["http_ask"]["performance_layer"] = "on, steady state (the same load, next window)"
             for concurrency in p.sweep:
                 scenarios[f"http_ask_c{concurrency}"] = await load(server, concurrency, p.sweep_seconds)
-        off = {"cache_enabled": False, "embed_batch_size": 1, "embed_batch_wait_ms": 0, "db_pool_size": 1}
+        off = {"cache_enabled": False, "retrieval_max_batch": 1, "db_pool_size": 1}
         with server_process(config.data_dir, logs / "server_off.log", preload_speech=False, **off) as server:
             await load(server, 2, 1.0, keep_alive=False)
             scenarios["http_ask_layer_off"] = await load(server, p.concurrency, p.http_seconds, keep_alive=False)
-            scenarios["http_ask_layer_off"]["performance_layer"] = "off: no caches, no micro-batching, 1 db "
+            scenarios["http_ask_layer_off"]["performance_layer"] = "off: no caches, no batching, 1 db "
             scenarios["http_ask_layer_off"]["performance_layer"] += "connection, no client keep-alive"
     if config.wants("voice"):
         with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as server:
@@ -495,9 +652,14 @@ def _ratios(s: dict[str, Any]) -> dict[str, float]:
         "cached_ask_speedup": _ratio(_get(s, "ask_uncached", "p50_ms"), _get(s, "ask_cached", "hit_p50_ms")),
         "cached_ask_throughput_gain": _ratio(_get(s, "ask_cached", "rps"), _get(s, "ask_uncached", "rps")),
         "warm_search_speedup": _ratio(_get(s, "search_hybrid_cold", "p50_ms"), _get(s, "search_hybrid_warm", "p50_ms")),
-        "microbatch_throughput_gain": _ratio(_get(s, "embed_microbatched", "rps"), _get(s, "embed_unbatched", "rps")),
+        "batching_throughput_gain": _ratio(_get(s, "search_batched", "rps"), _get(s, "search_unbatched", "rps")),
         "performance_layer_throughput_gain": _ratio(_get(s, "http_ask", "rps"), _get(s, "http_ask_layer_off", "rps")),
         "performance_layer_p95_speedup": _ratio(_get(s, "http_ask_layer_off", "p95_ms"), _get(s, "http_ask", "p95_ms")),
+        "search_vs_floor": _ratio(_get(s, "search_hybrid_vs_floor", "p95_ms"), _get(s, "floor_search", "p95_ms")),
+        "http_search_p95_vs_floor": _ratio(
+            _get(s, "http_search_c1", "p95_ms"), _get(s, "floor_http_search_c1", "p95_ms")
+        ),
+        "http_search_rps_vs_floor": _ratio(_get(s, "http_search_c32", "rps"), _get(s, "floor_http_search_c32", "rps")),
     }
     return {name: value for name, value in ratios.items() if value}
 

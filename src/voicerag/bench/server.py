@@ -33,17 +33,30 @@ class BenchServer:
 def server_process(data_dir: Path, log_file: Path, **settings: Any) -> Iterator[BenchServer]:
     """Start ``voicerag serve`` on a free port with ``settings`` as VOICERAG_* variables."""
     port = _free_port()
+    command = [sys.executable, "-m", "voicerag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with _process(command, port, data_dir, log_file, settings) as server:
+        yield server
+
+
+@contextmanager
+def floor_process(data_dir: Path, log_file: Path) -> Iterator[BenchServer]:
+    """Start the floor app (``voicerag.bench.floor``) over the same data dir on a free port."""
+    port = _free_port()
+    command = [sys.executable, "-m", "voicerag.bench.floor", str(data_dir), str(port)]
+    with _process(command, port, data_dir, log_file, {}) as server:
+        yield server
+
+
+@contextmanager
+def _process(
+    command: list[str], port: int, data_dir: Path, log_file: Path, settings: dict[str, Any]
+) -> Iterator[BenchServer]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
     env |= {f"VOICERAG_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}
     env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_LOG_LEVEL": "WARNING"}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "voicerag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300

@@ -1,7 +1,9 @@
 """The SQL document store (SQLAlchemy 2 Core, async): collections, documents, chunks and their vectors.
 
 SQLite (aiosqlite) and PostgreSQL (asyncpg) run the same code. Every write is one transaction, so a
-failed ingest leaves nothing half-written, and every write bumps the collection's generation number.
+failed ingest leaves nothing half-written; every write bumps the collection's generation number and records
+which chunk ids it added and removed (the change log replicas apply as deltas). On PostgreSQL the write also
+sends a NOTIFY on ``CHANGES_CHANNEL``, delivered to listeners when it commits.
 """
 
 from __future__ import annotations
@@ -80,6 +82,18 @@ chunks = Table(
     sqlite_autoincrement=True,  # ids are never reused: a vector index tombstone can never hide a new chunk
 )
 
+changes = Table(
+    "vr_changes",
+    metadata,
+    Column("collection", String(128), primary_key=True),
+    Column("generation", BigInteger, primary_key=True),
+    Column("added", JSON, nullable=False),
+    Column("removed", JSON, nullable=False),
+)
+
+CHANGES_CHANNEL = "voicerag_changes"
+CHANGE_LOG_KEEP = 1000  # generations of history per collection; a replica further behind reloads
+
 cache_entries = Table(
     "vr_cache",
     metadata,
@@ -123,11 +137,41 @@ class ChunkRecord:
 
 
 @dataclass
+class Change:
+    """One committed write of a collection: the generation it made and the chunk ids it added and removed."""
+
+    generation: int
+    added: list[int]
+    removed: list[int]
+
+
+@dataclass
+class ChunkRows:
+    """Chunks as parallel columns (what an index and a search result need), in chunk-id order."""
+
+    ids: np.ndarray
+    vectors: np.ndarray | None
+    doc_ids: list[str]
+    titles: list[str]
+    texts: list[str]
+    starts: list[int]
+    ends: list[int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def no_rows() -> ChunkRows:
+    return ChunkRows(np.zeros(0, np.int64), None, [], [], [], [], [])
+
+
+@dataclass
 class WriteResult:
+    """A committed write: the generation it made, the chunk ids it removed and the chunks it added."""
+
     generation: int
     removed_chunk_ids: list[int]
-    added_chunk_ids: list[int]
-    added_vectors: np.ndarray
+    added: ChunkRows
 
 
 def content_hash(doc: Document) -> str:
@@ -146,6 +190,9 @@ class DocumentStore(Protocol):
     async def create_schema(self) -> None: ...
     async def ensure_collection(self, name: str) -> int: ...
     async def generation(self, name: str) -> int | None: ...
+    async def generations(self) -> dict[str, int]: ...
+    async def changes_since(self, collection: str, generation: int) -> list[Change] | None: ...
+    async def chunk_rows(self, collection: str, ids: list[int] | None, dim: int | None) -> ChunkRows: ...
     async def list_collections(self) -> list[dict[str, Any]]: ...
     async def delete_collection(self, name: str) -> list[int]: ...
     async def document_hashes(self, collection: str, doc_ids: list[str]) -> dict[str, str]: ...
@@ -154,8 +201,6 @@ class DocumentStore(Protocol):
     async def list_documents(self, collection: str, limit: int, offset: int) -> list[dict[str, Any]]: ...
     async def get_document(self, collection: str, doc_id: str) -> dict[str, Any]: ...
     async def fetch_chunks(self, ids: list[int]) -> dict[int, ChunkRecord]: ...
-    async def load_vectors(self, collection: str, dim: int) -> tuple[np.ndarray, np.ndarray]: ...
-    async def load_texts(self, collection: str) -> tuple[np.ndarray, list[str]]: ...
 
 
 class SQLDocumentStore:
@@ -195,6 +240,50 @@ class SQLDocumentStore:
     async def generation(self, name: str) -> int | None:
         async with self.engine.connect() as conn:
             return await self._generation(conn, name)
+
+    async def generations(self) -> dict[str, int]:
+        """Every collection's generation, in one statement."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(collections.c.name, collections.c.generation))
+            return {r[0]: int(r[1]) for r in rows}
+
+    async def changes_since(self, collection: str, generation: int) -> list[Change] | None:
+        """The writes after ``generation`` in order, or None when the log no longer covers them all."""
+        async with self.engine.connect() as conn:
+            current = await self._generation(conn, collection)
+            if current is None:
+                return None
+            rows = (
+                await conn.execute(
+                    select(changes.c.generation, changes.c.added, changes.c.removed)
+                    .where(changes.c.collection == collection, changes.c.generation > generation)
+                    .order_by(changes.c.generation)
+                )
+            ).all()
+        found = [Change(int(r[0]), list(r[1]), list(r[2])) for r in rows]
+        if [c.generation for c in found] != list(range(generation + 1, current + 1)):
+            return None
+        return found
+
+    async def _log_change(self, conn: AsyncConnection, collection: str, change: Change) -> None:
+        """Record a write in the change log (pruned to CHANGE_LOG_KEEP generations) and notify listeners."""
+        await conn.execute(
+            insert(changes).values(
+                collection=collection, generation=change.generation, added=change.added, removed=change.removed
+            )
+        )
+        await conn.execute(
+            delete(changes).where(
+                changes.c.collection == collection, changes.c.generation <= change.generation - CHANGE_LOG_KEEP
+            )
+        )
+        await self._notify(conn, collection, change.generation)
+
+    @staticmethod
+    async def _notify(conn: AsyncConnection, collection: str, generation: int) -> None:
+        if conn.dialect.name == "postgresql":
+            payload = json.dumps({"collection": collection, "generation": generation})
+            await conn.execute(select(func.pg_notify(CHANGES_CHANNEL, payload)))
 
     async def list_collections(self) -> list[dict[str, Any]]:
         doc_counts = (
@@ -238,6 +327,8 @@ class SQLDocumentStore:
             await conn.execute(delete(chunks).where(chunks.c.collection == name))
             await conn.execute(delete(documents).where(documents.c.collection == name))
             await conn.execute(delete(collections).where(collections.c.name == name))
+            await conn.execute(delete(changes).where(changes.c.collection == name))
+            await self._notify(conn, name, 0)
         return ids
 
     async def document_hashes(self, collection: str, doc_ids: list[str]) -> dict[str, str]:
@@ -319,12 +410,18 @@ class SQLDocumentStore:
                     insert(chunks).returning(chunks.c.id, sort_by_parameter_order=True), rows[i : i + 1000]
                 )
                 added.extend(result.scalars())
-        vectors = (
-            np.stack([c.vector for p in docs for c in p.chunks]).astype(np.float32)
-            if rows
-            else np.zeros((0, 0), np.float32)
+            await self._log_change(conn, collection, Change(generation, added, removed))
+        flat = [(p, c) for p in docs for c in p.chunks]
+        added_rows = ChunkRows(
+            ids=np.asarray(added, np.int64),
+            vectors=np.stack([c.vector for _, c in flat]).astype(np.float32) if flat else None,
+            doc_ids=[p.doc.id for p, _ in flat],
+            titles=[p.doc.title for p, _ in flat],
+            texts=[c.text for _, c in flat],
+            starts=[c.start for _, c in flat],
+            ends=[c.end for _, c in flat],
         )
-        return WriteResult(generation, removed, added, vectors)
+        return WriteResult(generation, removed, added_rows)
 
     async def delete_documents(self, collection: str, doc_ids: list[str]) -> WriteResult:
         async with self.engine.begin() as conn:
@@ -337,7 +434,8 @@ class SQLDocumentStore:
                 raise NotFound(f"collection {collection!r} has no document {missing[0]!r}")
             generation = await self._bump(conn, collection)
             removed = await self._remove(conn, collection, doc_ids)
-        return WriteResult(generation, removed, [], np.zeros((0, 0), np.float32))
+            await self._log_change(conn, collection, Change(generation, [], removed))
+        return WriteResult(generation, removed, no_rows())
 
     async def list_documents(self, collection: str, limit: int, offset: int) -> list[dict[str, Any]]:
         query = (
@@ -408,22 +506,32 @@ class SQLDocumentStore:
             rows = (await conn.execute(query.where(chunks.c.id.in_(ids)))).all()
         return {r[0]: ChunkRecord(*r) for r in rows}
 
-    async def load_vectors(self, collection: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    async def chunk_rows(self, collection: str, ids: list[int] | None, dim: int | None) -> ChunkRows:
+        """The collection's chunks (all, or those of ``ids`` that still exist) with their titles, and their
+        vectors when ``dim`` is given: one statement, or one per 1,000 ids."""
+        columns = [chunks.c.id, chunks.c.doc_id, documents.c.title, chunks.c.text, chunks.c.start, chunks.c.end]
+        if dim is not None:
+            columns.append(chunks.c.vector)
+        joined = chunks.join(
+            documents, (documents.c.collection == chunks.c.collection) & (documents.c.doc_id == chunks.c.doc_id)
+        )
+        query = select(*columns).select_from(joined).where(chunks.c.collection == collection).order_by(chunks.c.id)
+        rows: list[Any] = []
         async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(chunks.c.id, chunks.c.vector).where(chunks.c.collection == collection).order_by(chunks.c.id)
-                )
-            ).all()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-        return ids, vectors
-
-    async def load_texts(self, collection: str) -> tuple[np.ndarray, list[str]]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(chunks.c.id, chunks.c.text).where(chunks.c.collection == collection).order_by(chunks.c.id)
-                )
-            ).all()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), [r[1] for r in rows]
+            if ids is None:
+                rows = list((await conn.execute(query)).all())
+            else:
+                for i in range(0, len(ids), 1000):
+                    rows.extend((await conn.execute(query.where(chunks.c.id.in_(ids[i : i + 1000])))).all())
+        vectors = None
+        if dim is not None:
+            vectors = np.frombuffer(b"".join(r[6] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ChunkRows(
+            ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+            vectors=vectors,
+            doc_ids=[r[1] for r in rows],
+            titles=[r[2] for r in rows],
+            texts=[r[3] for r in rows],
+            starts=[r[4] for r in rows],
+            ends=[r[5] for r in rows],
+        )

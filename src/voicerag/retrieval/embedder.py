@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from importlib import resources
 from typing import Protocol
 
@@ -18,6 +19,7 @@ class Embedder(Protocol):
 
     model_name: str
     dim: int
+    embed_sync: Callable[[list[str]], np.ndarray] | None  # a local model's blocking call, for worker threads
 
     async def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -85,6 +87,8 @@ class OnnxMiniLMEmbedder:
 
 class OpenAIEmbedder:
     """Any OpenAI-compatible ``POST {base}/embeddings`` (OpenAI, Requesty, vLLM, Ollama) over the shared pool."""
+
+    embed_sync = None
 
     def __init__(self, settings: Settings, pools: Pools):
         self.model_name = settings.embedding_model

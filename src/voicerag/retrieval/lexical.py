@@ -1,58 +1,229 @@
-"""Lexical index: BM25 (bm25s) with English stemming and stopwords."""
+"""Lexical index: BM25 (Lucene variant) over an inverted index that is updated in place and saved as arrays.
+
+bm25s (the previous engine) precomputes every score, so any change re-indexes the whole collection and a
+restart re-tokenises every chunk (19.5 s at 20k chunks). Here the scores are computed at query time from the
+postings of the query's terms, so adding or removing chunks touches only their terms, and the index is
+saved and loaded as plain arrays (no pickle, no re-tokenising). Tokens are the same as bm25s's: lower-cased
+``\\w\\w+`` words, English stopwords removed, Snowball-stemmed.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
 
-import bm25s
 import numpy as np
 import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
 
 _STEMMER = Stemmer.Stemmer("english")
+_WORDS = re.compile(r"(?u)\b\w\w+\b").findall
+_STOPWORDS = frozenset(STOPWORDS_EN)
+
+K1 = 1.5
+B = 0.75
 
 
-def tokenize(texts: list[str]) -> list[list[str]]:
+def tokenize(text: str) -> list[str]:
     """Lower-cased, stopword-free, stemmed tokens, the same for documents and queries."""
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
+    return _STEMMER.stemWords([w for w in _WORDS(text.lower()) if w not in _STOPWORDS])
 
 
-class LexicalIndex:
-    """BM25 over the chunks of one collection.
+class LexicalSearch(Protocol):
+    """Keyword search over the chunks of one collection; ids are chunk ids."""
 
-    bm25s has no incremental update, so every change re-indexes from the cached token lists (tokenising
-    only the new texts); the new index replaces the old one in one assignment, so readers never block.
+    def __len__(self) -> int: ...
+    def ids(self) -> np.ndarray: ...
+    def update(self, add_ids: np.ndarray, add_texts: list[str], remove_ids: np.ndarray) -> None: ...
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def save(self, path: Path) -> None: ...
+
+
+class BM25Index:
+    """BM25 with k1 = 1.5, b = 0.75 and Lucene's idf, scored from postings at query time.
+
+    Each chunk has a slot; removing a chunk marks its slot dead (its postings are skipped and no longer count
+    in document frequencies or the average length) and the postings are compacted once a quarter of the
+    slots are dead. Readers and writers share one lock; a writer holds it only to splice arrays, never while
+    tokenising.
     """
 
     def __init__(self) -> None:
-        self._tokens: dict[int, list[str]] = {}
-        self._ids = np.zeros(0, np.int64)
-        self._bm25: bm25s.BM25 | None = None
-        self._write = threading.Lock()
+        self._lock = threading.Lock()
+        self._vocab: dict[str, int] = {}
+        self._post_slots: list[np.ndarray] = []  # per term: slots holding it (int32)
+        self._post_tfs: list[np.ndarray] = []  # per term: its count in each of those slots (float32)
+        self._ids = np.zeros(0, np.int64)  # slot -> chunk id
+        self._lengths = np.zeros(0, np.float32)  # slot -> token count
+        self._alive = np.zeros(0, bool)
+        self._slots = 0
+        self._slot_of: dict[int, int] = {}
+        self._total_length = 0.0
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._slot_of)
+
+    def ids(self) -> np.ndarray:
+        """Chunk ids in the index."""
+        with self._lock:
+            return np.fromiter(self._slot_of, np.int64, len(self._slot_of))
+
+    # ---- updates ----------------------------------------------------------------------------------------
 
     def update(self, add_ids: np.ndarray, add_texts: list[str], remove_ids: np.ndarray) -> None:
-        with self._write:
-            for i in remove_ids:
-                self._tokens.pop(int(i), None)
-            for i, tokens in zip(add_ids, tokenize(list(add_texts)) if len(add_texts) else [], strict=True):
-                self._tokens[int(i)] = tokens
-            ids = np.fromiter(self._tokens, dtype=np.int64, count=len(self._tokens))
-            bm25 = None
-            if len(ids):
-                bm25 = bm25s.BM25()
-                bm25.index([self._tokens[int(i)] or [""] for i in ids], show_progress=False)
-            self._ids, self._bm25 = ids, bm25
+        """Remove ``remove_ids``, then add (or replace) ``add_ids`` with their texts."""
+        counted = [Counter(tokenize(text)) for text in add_texts]
+        with self._lock:
+            self._remove(np.concatenate([np.asarray(remove_ids, np.int64), np.asarray(add_ids, np.int64)]))
+            self._add(np.asarray(add_ids, np.int64), counted)
+            if self._slots - len(self._slot_of) > max(1000, self._slots // 4):
+                self._compact()
+
+    def _remove(self, ids: np.ndarray) -> None:
+        for chunk_id in ids.tolist():
+            slot = self._slot_of.pop(chunk_id, None)
+            if slot is not None:
+                self._alive[slot] = False
+                self._total_length -= float(self._lengths[slot])
+
+    def _grow(self, needed: int) -> None:
+        if needed <= len(self._ids):
+            return
+        size = max(needed, 2 * len(self._ids), 1024)
+        for name, dtype in (("_ids", np.int64), ("_lengths", np.float32), ("_alive", bool)):
+            grown = np.zeros(size, dtype)
+            grown[: self._slots] = getattr(self, name)[: self._slots]
+            setattr(self, name, grown)
+
+    def _add(self, ids: np.ndarray, counted: list[Counter[str]]) -> None:
+        if not len(ids):
+            return
+        first = self._slots
+        self._grow(first + len(ids))
+        terms: list[int] = []
+        slots: list[int] = []
+        tfs: list[int] = []
+        for offset, (chunk_id, counts) in enumerate(zip(ids.tolist(), counted, strict=True)):
+            slot = first + offset
+            length = sum(counts.values())
+            self._ids[slot], self._lengths[slot], self._alive[slot] = chunk_id, length, True
+            self._slot_of[chunk_id] = slot
+            self._total_length += length
+            for term, tf in counts.items():
+                term_id = self._vocab.get(term)
+                if term_id is None:
+                    term_id = self._vocab[term] = len(self._post_slots)
+                    self._post_slots.append(np.zeros(0, np.int32))
+                    self._post_tfs.append(np.zeros(0, np.float32))
+                terms.append(term_id)
+                slots.append(slot)
+                tfs.append(tf)
+        self._slots = first + len(ids)
+        term_arr = np.asarray(terms, np.int64)
+        order = np.argsort(term_arr, kind="stable")
+        term_arr = term_arr[order]
+        slot_arr = np.asarray(slots, np.int32)[order]
+        tf_arr = np.asarray(tfs, np.float32)[order]
+        bounds = np.flatnonzero(np.diff(term_arr)) + 1
+        for start, end in zip(np.r_[0, bounds], np.r_[bounds, len(term_arr)], strict=True):
+            term_id = int(term_arr[start])
+            self._post_slots[term_id] = np.concatenate([self._post_slots[term_id], slot_arr[start:end]])
+            self._post_tfs[term_id] = np.concatenate([self._post_tfs[term_id], tf_arr[start:end]])
+
+    def _compact(self) -> None:
+        """Drop dead slots and renumber the live ones (postings stay in slot order)."""
+        live = np.flatnonzero(self._alive[: self._slots])
+        if len(live) == self._slots and len(self._ids) == self._slots:
+            return
+        renumber = np.full(self._slots, -1, np.int64)
+        renumber[live] = np.arange(len(live))
+        for term_id, slots in enumerate(self._post_slots):
+            keep = self._alive[slots]
+            self._post_slots[term_id] = renumber[slots[keep]].astype(np.int32)
+            self._post_tfs[term_id] = self._post_tfs[term_id][keep]
+        self._ids = self._ids[live].copy()
+        self._lengths = self._lengths[live].copy()
+        self._alive = np.ones(len(live), bool)
+        self._slots = len(live)
+        self._slot_of = {int(chunk_id): slot for slot, chunk_id in enumerate(self._ids.tolist())}
+
+    # ---- queries ----------------------------------------------------------------------------------------
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, ids) with a positive BM25 score."""
-        ids, bm25 = self._ids, self._bm25
-        if bm25 is None or not len(ids):
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores = bm25.get_scores(tokenize([query])[0])
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        top = top[scores[top] > 0]
-        return scores[top].astype(np.float32), ids[top]
+        """Top ``k`` (scores, chunk ids) with a positive score; empty when no query word is indexed."""
+        term_ids = [t for t in (self._vocab.get(token) for token in tokenize(query)) if t is not None]
+        empty = np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if not term_ids or k <= 0:
+            return empty
+        with self._lock:
+            n = len(self._slot_of)
+            if n == 0:
+                return empty
+            average = self._total_length / n
+            parts_slots, parts_scores = [], []
+            for term_id in term_ids:
+                slots = self._post_slots[term_id]
+                alive = self._alive[slots]
+                df = int(np.count_nonzero(alive))
+                if df == 0:
+                    continue
+                idf = np.log1p((n - df + 0.5) / (df + 0.5))
+                tfs = self._post_tfs[term_id]
+                norm = tfs + K1 * (1 - B + B * self._lengths[slots] / average)
+                parts_slots.append(slots)
+                parts_scores.append(np.where(alive, idf * tfs / norm, 0.0))
+            if not parts_slots:
+                return empty
+            scores = np.bincount(
+                np.concatenate(parts_slots), weights=np.concatenate(parts_scores), minlength=self._slots
+            )
+            ids = self._ids
+        candidates = np.flatnonzero(scores > 0)
+        if len(candidates) > k:
+            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        order = np.lexsort((ids[candidates], -scores[candidates]))  # ties: the lower (older) chunk id first
+        top = candidates[order]
+        return scores[top].astype(np.float32), ids[top].copy()
+
+    # ---- persistence ------------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write the index as arrays (``numpy.savez``) to ``path``; the caller renames it into place."""
+        with self._lock:
+            self._compact()
+            terms = list(self._vocab)
+            lengths = np.fromiter((len(s) for s in self._post_slots), np.int64, len(self._post_slots))
+            with path.open("wb") as f:
+                np.savez(
+                    f,
+                    vocab=np.frombuffer("\n".join(terms).encode(), np.uint8),
+                    indptr=np.r_[0, np.cumsum(lengths)],
+                    slots=np.concatenate(self._post_slots) if terms else np.zeros(0, np.int32),
+                    tfs=np.concatenate(self._post_tfs) if terms else np.zeros(0, np.float32),
+                    ids=self._ids[: self._slots],
+                    lengths=self._lengths[: self._slots],
+                )
+
+    @classmethod
+    def load(cls, path: Path) -> BM25Index:
+        """An index written by ``save`` (raises OSError or ValueError when the file is unreadable)."""
+        index = cls()
+        with np.load(path, allow_pickle=False) as data:
+            vocab = bytes(data["vocab"]).decode()
+            terms = vocab.split("\n") if vocab else []
+            indptr, slots, tfs = data["indptr"], data["slots"], data["tfs"]
+            if len(indptr) != len(terms) + 1:
+                raise ValueError("lexical index file is inconsistent")
+            index._vocab = {term: i for i, term in enumerate(terms)}
+            index._post_slots = [slots[indptr[i] : indptr[i + 1]] for i in range(len(terms))]
+            index._post_tfs = [tfs[indptr[i] : indptr[i + 1]] for i in range(len(terms))]
+            index._ids = data["ids"].astype(np.int64)
+            index._lengths = data["lengths"].astype(np.float32)
+        index._slots = len(index._ids)
+        index._alive = np.ones(index._slots, bool)
+        index._slot_of = {int(chunk_id): slot for slot, chunk_id in enumerate(index._ids.tolist())}
+        index._total_length = float(index._lengths.sum())
+        return index

@@ -1,20 +1,36 @@
-"""Hybrid search: per-collection dense + lexical indexes kept in step with the store, fused by RRF."""
+"""The read model: per collection, in memory, the generation, the dense and lexical indexes and what a search
+result needs (chunk text, title, offsets), kept in step with the store without a query per request.
+
+- Writes made by this process are applied as deltas before the write returns (read-your-writes).
+- Writes by other processes arrive through the change feed (PostgreSQL NOTIFY, SQLite data_version, the
+  Redis bus) and are applied as deltas from the store's change log; queries go on against the state they
+  have meanwhile, and a state's generation moves only once its indexes hold that generation.
+- When the feed cannot vouch for what it has seen, the generation is read from the store per request.
+- On load, saved index files are brought up to date by the difference of chunk ids (ids are never reused),
+  so a restart re-embeds and re-tokenises only what changed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from voicerag.config import SearchMode, Settings
-from voicerag.documents.store import DocumentStore, WriteResult
+from voicerag.config import SearchMode
+from voicerag.documents.changes import ChangeFeed
+from voicerag.documents.store import ChunkRows, DocumentStore, WriteResult
 from voicerag.errors import InvalidInput, NotFound
-from voicerag.retrieval.index import FaissIndex, IndexParams, choose_kind
-from voicerag.retrieval.lexical import LexicalIndex
+from voicerag.retrieval.index import IndexParams, VectorIndex, build_index
+from voicerag.retrieval.lexical import BM25Index
+from voicerag.retrieval.snapshot import load_snapshot, save_snapshot
+from voicerag.retrieval.worker import Hit, RetrievalWorker, SearchJob, Target
 
 log = logging.getLogger(__name__)
 
@@ -30,206 +46,383 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class ChunkInfo:
+    """What a search result shows of a chunk. ``text`` is None when it is over the memory budget."""
+
+    doc_id: str
+    title: str
+    text: str | None
+    start: int
+    end: int
+
+
 @dataclass
-class Hit:
-    """One retrieved chunk with its fused score and the per-mode scores and ranks that produced it."""
-
-    chunk_id: int
-    collection: str
-    score: float
-    dense_score: float | None = None
-    lexical_score: float | None = None
-
-
-@dataclass
-class CollectionIndex:
-    """The dense and lexical indexes of one collection, at one generation of the store."""
+class CollectionState:
+    """One collection in memory: its indexes and chunks at ``generation``."""
 
     name: str
     generation: int
-    dense: FaissIndex
-    lexical: LexicalIndex
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dense: VectorIndex
+    lexical: BM25Index
+    chunks: dict[int, ChunkInfo]
+    sync: asyncio.Lock = field(default_factory=asyncio.Lock)  # one writer or refresher at a time
     rebuild_task: asyncio.Task[None] | None = None
     pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    save_task: asyncio.Task[None] | None = None
+    dirty: bool = False
+
+    @property
+    def target(self) -> Target:
+        return Target(self.name, self.dense, self.lexical)
 
 
 class Retriever:
-    """Owns the in-memory indexes of every collection; loads, persists, updates and searches them."""
+    """Owns the read model of every collection; loads, syncs, persists and searches it."""
 
-    def __init__(self, settings: Settings, store: DocumentStore, dim: int):
-        self.settings = settings
+    def __init__(
+        self,
+        store: DocumentStore,
+        feed: ChangeFeed,
+        worker: RetrievalWorker,
+        dim: int,
+        params: IndexParams,
+        choose_kind: Callable[[int], str],
+        index_dir: Path,
+        text_budget_bytes: int,
+        save_interval_s: float,
+    ):
         self.store = store
+        self.feed = feed
+        self.worker = worker
         self.dim = dim
-        self.params = IndexParams(
-            settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search, settings.ivf_nprobe
-        )
-        self.index_dir = settings.data_dir / "indexes"
-        self._indexes: dict[str, CollectionIndex] = {}
+        self.params = params
+        self.choose_kind = choose_kind
+        self.index_dir = index_dir
+        self.text_budget_bytes = text_budget_bytes
+        self.save_interval_s = save_interval_s
+        self.text_bytes = 0
+        self._states: dict[str, CollectionState] = {}
         self._load_locks: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.syncs = 0
 
-    def _path(self, name: str) -> Path:
-        return self.index_dir / f"{name}.faiss"
+    # ---- the read path ----------------------------------------------------------------------------------
 
-    def _kind_for(self, count: int) -> str:
-        s = self.settings
-        return choose_kind(s.index_type, count, self.dim, s.hnsw_threshold, s.index_memory_budget_mb, s.hnsw_m)
+    async def current(self, names: list[str]) -> dict[str, CollectionState]:
+        """The state of each collection at the newest generation this process knows of (no SQL while the
+        change feed is healthy, but on a collection's first use)."""
+        if self.feed.poll():
+            await self.sync_all()
+        healthy = self.feed.healthy
+        out: dict[str, CollectionState] = {}
+        for name in names:
+            state = self._states.get(name)
+            if state is None:
+                state = await self._load(name)
+            elif not healthy:
+                await self.sync(name)
+                state = self._states.get(name)
+                if state is None:
+                    raise NotFound(f"collection {name!r} does not exist; create it by ingesting documents into it")
+            out[name] = state
+        return out
+
+    def loaded_names(self) -> list[str]:
+        return sorted(self._states)
+
+    def loaded(self, name: str) -> CollectionState | None:
+        """The collection's state if it is in memory."""
+        return self._states.get(name)
+
+    async def search(
+        self, query: str, vector: np.ndarray | None, states: list[CollectionState], mode: SearchMode, k: int
+    ) -> SearchJob:
+        """Run one search on the worker (batched with whatever else is waiting)."""
+        return await self.worker.run(SearchJob(query, vector, [s.target for s in states], mode, k))
+
+    def chunk(self, state: CollectionState, chunk_id: int) -> ChunkInfo | None:
+        return state.chunks.get(chunk_id)
 
     async def generation(self, name: str) -> int:
+        """The store's generation (a query: for the write path and document listings, not for searches)."""
         generation = await self.store.generation(name)
         if generation is None:
             raise NotFound(f"collection {name!r} does not exist; create it by ingesting documents into it")
         return generation
 
-    async def index_for(self, name: str, generation: int | None = None) -> CollectionIndex:
-        """The collection's indexes at the store's current generation (reloaded if another writer moved it)."""
-        if generation is None:
-            generation = await self.generation(name)
-        current = self._indexes.get(name)
-        if current is not None and current.generation >= generation:
-            return current
+    # ---- loading ----------------------------------------------------------------------------------------
+
+    async def warm(self) -> list[str]:
+        """Load every collection of the store (serve does this before it says ready)."""
+        names = list(await self.store.generations())
+        for name in names:
+            with contextlib.suppress(NotFound):
+                await self._load(name)
+        return names
+
+    async def _load(self, name: str) -> CollectionState:
         lock = self._load_locks.setdefault(name, asyncio.Lock())
         async with lock:
-            current = self._indexes.get(name)
-            if current is not None and current.generation >= generation:
-                return current
-            if current is not None:
-                async with current.lock:  # let a write in flight finish, then re-check
-                    if current.generation >= generation:
-                        return current
-            loaded = await self._load(name, generation)
-            self._indexes[name] = loaded
-            return loaded
+            state = self._states.get(name)
+            if state is not None:
+                return state
+            generation = await self.generation(name)  # before the rows: the state is never older than its label
+            snapshot = await asyncio.to_thread(load_snapshot, self.index_dir / name, self.dim, self.params)
+            rows = await self.store.chunk_rows(name, None, None if snapshot else self.dim)
+            if snapshot is None:
+                dense, lexical = await asyncio.to_thread(self._build, name, rows)
+                state = CollectionState(name, generation, dense, lexical, {})
+                self._add_chunks(state, rows)
+                self._schedule_save(state, at_once=True)
+            else:
+                state = CollectionState(name, generation, snapshot.dense, snapshot.lexical, {})
+                self._add_chunks(state, rows)
+                await self._reconcile(state, rows)
+            self._states[name] = state
+            self._maybe_rebuild(state)
+            return state
 
-    async def _load(self, name: str, generation: int) -> CollectionIndex:
-        dense = await asyncio.to_thread(FaissIndex.load, self._path(name), generation, self.dim, self.params)
-        if dense is None:
-            ids, vectors = await self.store.load_vectors(name, self.dim)
-            kind = self._kind_for(len(ids))
-            log.info("building %s index for %r from %d stored vectors", kind, name, len(ids))
-            dense = await asyncio.to_thread(FaissIndex.build, kind, self.dim, self.params, ids, vectors)
-            await asyncio.to_thread(dense.save, self._path(name), generation)
-        text_ids, texts = await self.store.load_texts(name)
-        lexical = LexicalIndex()
-        await asyncio.to_thread(lexical.update, text_ids, texts, np.zeros(0, np.int64))
-        return CollectionIndex(name, generation, dense, lexical)
+    def _build(self, name: str, rows: ChunkRows) -> tuple[VectorIndex, BM25Index]:
+        """Both indexes from stored chunks (embeddings are stored; only the texts are tokenised)."""
+        kind = self.choose_kind(len(rows))
+        log.info("building %s index for %r from %d stored chunks", kind, name, len(rows))
+        dense = build_index(kind, self.dim, self.params, rows.ids, rows.vectors)
+        lexical = BM25Index()
+        lexical.update(rows.ids, rows.texts, np.zeros(0, np.int64))
+        return dense, lexical
 
-    async def apply(self, name: str, result: WriteResult, added_texts: list[str]) -> None:
-        """Bring the in-memory indexes in step with a committed write (a delta when they were at the previous
-        generation, else a reload from the store)."""
-        index = self._indexes.get(name)
-        if index is not None:
-            async with index.lock:
-                if index.generation == result.generation - 1 and self._indexes.get(name) is index:
-                    await self._apply_delta(index, result, added_texts)
-                    return
-        self._indexes.pop(name, None)
-        await self.index_for(name, result.generation)
+    async def _reconcile(self, state: CollectionState, rows: ChunkRows) -> None:
+        """Bring saved indexes to the stored chunks: remove what is gone, embed nothing, fetch vectors of what
+        is new (ids are never reused, so a difference of id sets is the whole delta)."""
+        stored = rows.ids
+        dense_ids = await asyncio.to_thread(state.dense.ids)
+        lexical_ids = state.lexical.ids()
+        dense_gone = np.setdiff1d(dense_ids, stored)
+        lexical_gone = np.setdiff1d(lexical_ids, stored)
+        dense_new = np.setdiff1d(stored, dense_ids)
+        lexical_new = np.setdiff1d(stored, lexical_ids)
+        fresh = await self.store.chunk_rows(state.name, dense_new.tolist(), self.dim) if len(dense_new) else None
+        texts = dict(zip(rows.ids.tolist(), rows.texts, strict=True))
 
-    async def _apply_delta(self, index: CollectionIndex, result: WriteResult, added_texts: list[str]) -> None:
-        removed = np.asarray(result.removed_chunk_ids, np.int64)
-        added = np.asarray(result.added_chunk_ids, np.int64)
-        vectors = result.added_vectors.reshape(len(added), self.dim) if len(added) else result.added_vectors
-        await asyncio.to_thread(index.dense.remove, removed)
-        await asyncio.to_thread(index.dense.add, added, vectors)
-        await asyncio.to_thread(index.lexical.update, added, added_texts, removed)
-        if index.rebuild_task is not None:
-            index.pending.append((removed, added, vectors))
-        index.generation = result.generation
-        await asyncio.to_thread(index.dense.save, self._path(index.name), result.generation)
-        self._maybe_rebuild(index)
+        def apply() -> None:
+            state.dense.remove(dense_gone)
+            if fresh is not None:
+                state.dense.add(fresh.ids, fresh.vectors)
+            state.lexical.update(lexical_new, [texts[i] for i in lexical_new.tolist()], lexical_gone)
 
-    def _maybe_rebuild(self, index: CollectionIndex) -> None:
-        target = self._kind_for(len(index.dense))
-        if index.rebuild_task is None and (target != index.dense.kind or index.dense.needs_rebuild):
-            index.rebuild_task = asyncio.create_task(self._rebuild(index, target))
+        await asyncio.to_thread(apply)
+        if len(dense_gone) or len(dense_new) or len(lexical_gone) or len(lexical_new):
+            log.info("index files of %r were behind the store: brought up to date", state.name)
+            self._schedule_save(state)
 
-    async def _rebuild(self, index: CollectionIndex, kind: str) -> None:
+    # ---- keeping in step --------------------------------------------------------------------------------
+
+    async def apply_write(self, name: str, result: WriteResult) -> None:
+        """This process committed ``result``: apply it before the write returns (read-your-writes)."""
+        state = self._states.get(name)
+        if state is None:
+            return  # loaded from the store, write included, on first use
+        async with state.sync:
+            if state.generation == result.generation - 1:
+                await self._apply(state, result.generation, result.removed_chunk_ids, result.added)
+                return
+        await self.sync(name)
+
+    async def on_change(self, name: str | None) -> None:
+        """A change feed's report: sync that collection, or all when ``name`` is None."""
+        try:
+            if name is None:
+                await self.sync_all()
+            else:
+                await self.sync(name)
+        except Exception as exc:  # the database is away: the next report or request tries again
+            log.warning("sync after a change report failed: %s", exc)
+
+    async def sync_all(self) -> None:
+        """Compare every loaded collection's generation with the store (one statement) and sync what moved."""
+        generations = await self.store.generations()
+        moved = [n for n, s in list(self._states.items()) if generations.get(n) != s.generation]
+        await asyncio.gather(*(self.sync(n) for n in moved))
+
+    async def sync(self, name: str) -> None:
+        """Catch ``name`` up with the store from its change log; a gap in the log reloads it in the background
+        while the current state keeps serving."""
+        state = self._states.get(name)
+        if state is None:
+            return
+        async with state.sync:
+            if self._states.get(name) is not state:
+                return
+            generation = await self.store.generation(name)
+            if generation is None:
+                self.forget(name)
+                return
+            if generation == state.generation:
+                return
+            changes = await self.store.changes_since(name, state.generation)
+            if changes is None:
+                self._reload_in_background(state)
+                return
+            removed = {i for c in changes for i in c.removed}
+            added = [i for c in changes for i in c.added if i not in removed]
+            rows = await self.store.chunk_rows(name, added, self.dim)
+            await self._apply(state, changes[-1].generation, sorted(removed), rows)
+            self.syncs += 1
+
+    def _reload_in_background(self, state: CollectionState) -> None:
+        if any(t.get_name() == f"reload:{state.name}" for t in self._background):
+            return
+        task = asyncio.create_task(self._reload(state), name=f"reload:{state.name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload(self, old: CollectionState) -> None:
+        """Build the collection afresh from the store while ``old`` keeps serving, then swap and catch up."""
+        try:
+            generation = await self.generation(old.name)
+            rows = await self.store.chunk_rows(old.name, None, self.dim)
+            dense, lexical = await asyncio.to_thread(self._build, old.name, rows)
+        except NotFound:
+            self.forget(old.name)
+            return
+        except Exception:
+            log.exception("reload of %r failed; the previous state keeps serving", old.name)
+            return
+        fresh = CollectionState(old.name, generation, dense, lexical, {})
+        self._add_chunks(fresh, rows)
+        self._drop_texts(old)
+        self._states[old.name] = fresh
+        self._schedule_save(fresh, at_once=True)
+        await self.sync(old.name)  # writes that landed during the reload
+
+    async def _apply(self, state: CollectionState, generation: int, removed_ids: list[int], rows: ChunkRows) -> None:
+        """Apply one delta: new chunks become visible with their texts already in place; removed chunks leave
+        the indexes before their texts go; the generation moves last."""
+        removed = np.asarray([i for i in removed_ids if i in state.chunks], np.int64)
+        keep = np.asarray([i not in state.chunks for i in rows.ids.tolist()], bool)
+        new = _select(rows, keep) if len(rows) else rows
+        self._add_chunks(state, new)
+
+        def update() -> None:
+            state.dense.remove(removed)
+            if len(new):
+                state.dense.add(new.ids, new.vectors)
+            state.lexical.update(new.ids, new.texts, removed)
+
+        await asyncio.to_thread(update)
+        if state.rebuild_task is not None:
+            vectors = new.vectors if new.vectors is not None else np.zeros((0, self.dim), np.float32)
+            state.pending.append((removed, new.ids, vectors))
+        for chunk_id in removed.tolist():
+            info = state.chunks.pop(chunk_id, None)
+            if info is not None and info.text is not None:
+                self.text_bytes -= len(info.text)
+        state.generation = generation
+        self._maybe_rebuild(state)
+        self._schedule_save(state)
+
+    def _add_chunks(self, state: CollectionState, rows: ChunkRows) -> None:
+        for i, chunk_id in enumerate(rows.ids.tolist()):
+            text: str | None = rows.texts[i]
+            if self.text_bytes + len(text) > self.text_budget_bytes:
+                text = None
+            else:
+                self.text_bytes += len(text)
+            state.chunks[chunk_id] = ChunkInfo(rows.doc_ids[i], rows.titles[i], text, rows.starts[i], rows.ends[i])
+
+    def _drop_texts(self, state: CollectionState) -> None:
+        self.text_bytes -= sum(len(c.text) for c in state.chunks.values() if c.text is not None)
+
+    # ---- dense index kind -------------------------------------------------------------------------------
+
+    def _maybe_rebuild(self, state: CollectionState) -> None:
+        target = self.choose_kind(len(state.dense))
+        if state.rebuild_task is None and (target != state.dense.kind or state.dense.needs_rebuild):
+            state.rebuild_task = asyncio.create_task(self._rebuild(state, target))
+
+    async def _rebuild(self, state: CollectionState, kind: str) -> None:
         """Build a new dense index in a thread while queries go on against the old one, then swap it in."""
         try:
-            log.info("rebuilding %r as %s (%d vectors) in the background", index.name, kind, len(index.dense))
-            ids, vectors = await asyncio.to_thread(index.dense.snapshot)
-            fresh = await asyncio.to_thread(FaissIndex.build, kind, self.dim, self.params, ids, vectors)
-            async with index.lock:
-                for removed, added, added_vectors in index.pending:
+            log.info("rebuilding %r as %s (%d vectors) in the background", state.name, kind, len(state.dense))
+            ids, vectors = await asyncio.to_thread(state.dense.snapshot)
+            fresh = await asyncio.to_thread(build_index, kind, self.dim, self.params, ids, vectors)
+            async with state.sync:
+                for removed, added, added_vectors in state.pending:
                     fresh.remove(removed)
                     fresh.add(added, added_vectors)
-                index.dense = fresh
-                await asyncio.to_thread(fresh.save, self._path(index.name), index.generation)
+                state.dense = fresh
+            self._schedule_save(state)
         except Exception:
-            log.exception("background rebuild of %r failed; the old index keeps serving", index.name)
+            log.exception("background rebuild of %r failed; the old index keeps serving", state.name)
         finally:
-            index.pending.clear()
-            index.rebuild_task = None
+            state.pending.clear()
+            state.rebuild_task = None
+
+    # ---- persistence ------------------------------------------------------------------------------------
+
+    def _schedule_save(self, state: CollectionState, at_once: bool = False) -> None:
+        """Save the indexes at most once per ``save_interval_s`` (a restart catches up by id difference)."""
+        state.dirty = True
+        if state.save_task is None:
+            state.save_task = asyncio.create_task(self._save_loop(state, 0.0 if at_once else self.save_interval_s))
+
+    async def _save_loop(self, state: CollectionState, delay: float) -> None:
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            while state.dirty and self._states.get(state.name) is state:
+                state.dirty = False
+                await asyncio.to_thread(
+                    save_snapshot, self.index_dir / state.name, state.generation, state.dense, state.lexical
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("saving the indexes of %r failed; they are rebuilt from the store on restart", state.name)
+        finally:
+            state.save_task = None
+
+    async def flush(self) -> None:
+        """Save every collection with unsaved changes now, and wait for background work (shutdown, tests)."""
+        await self.wait_for_rebuilds()
+        for state in list(self._states.values()):
+            if state.save_task is not None:
+                state.save_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await state.save_task
+            if state.dirty:
+                state.dirty = False
+                await asyncio.to_thread(
+                    save_snapshot, self.index_dir / state.name, state.generation, state.dense, state.lexical
+                )
 
     async def wait_for_rebuilds(self) -> None:
-        """Wait for background rebuilds (tests, shutdown)."""
-        tasks = [i.rebuild_task for i in self._indexes.values() if i.rebuild_task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Wait for background rebuilds and reloads (tests, shutdown)."""
+        tasks = [s.rebuild_task for s in self._states.values() if s.rebuild_task is not None]
+        await asyncio.gather(*tasks, *self._background, return_exceptions=True)
 
     def forget(self, name: str) -> None:
-        """Drop a deleted collection's indexes from memory and disk."""
-        self._indexes.pop(name, None)
-        for suffix in (".faiss", ".json"):
-            self._path(name).with_suffix(suffix).unlink(missing_ok=True)
-
-    async def search(
-        self,
-        query: str,
-        query_vector: np.ndarray | None,
-        collections: list[str],
-        mode: SearchMode,
-        k: int,
-        generations: dict[str, int],
-    ) -> list[Hit]:
-        """Search each collection (dense and lexical in parallel), fuse, and merge across collections."""
-        per_collection = await asyncio.gather(
-            *(self._search_one(name, query, query_vector, mode, k, generations[name]) for name in collections)
-        )
-        merged = [hit for hits in per_collection for hit in hits]
-        merged.sort(key=lambda h: -h.score)
-        return merged[:k]
-
-    async def _search_one(
-        self, name: str, query: str, vector: np.ndarray | None, mode: SearchMode, k: int, generation: int
-    ) -> list[Hit]:
-        index = await self.index_for(name, generation)
-        candidates = max(k, self.settings.candidates) if mode == "hybrid" else k
-        dense_task = (
-            asyncio.to_thread(index.dense.search, vector, candidates)
-            if mode != "lexical" and vector is not None
-            else None
-        )
-        lexical_task = asyncio.to_thread(index.lexical.search, query, candidates) if mode != "dense" else None
-        dense, lexical = await asyncio.gather(_maybe(dense_task), _maybe(lexical_task))
-        dense_hits = (
-            []
-            if dense is None
-            else [(float(s), int(i)) for s, i in zip(dense[0][0], dense[1][0], strict=True) if i >= 0]
-        )
-        lexical_hits = [] if lexical is None else [(float(s), int(i)) for s, i in zip(*lexical, strict=True)]
-        if mode == "dense":
-            return [Hit(i, name, s, dense_score=s) for s, i in dense_hits]
-        if mode == "lexical":
-            return [Hit(i, name, s, lexical_score=s) for s, i in lexical_hits]
-        return rrf_fuse(name, dense_hits, lexical_hits, self.settings.rrf_k)[:k]
+        """Drop a deleted collection from memory and disk."""
+        state = self._states.pop(name, None)
+        if state is not None:
+            self._drop_texts(state)
+            if state.save_task is not None:
+                state.save_task.cancel()
+        shutil.rmtree(self.index_dir / name, ignore_errors=True)
 
 
-async def _maybe(task: object) -> object:
-    return None if task is None else await task  # type: ignore[misc]
+def _select(rows: ChunkRows, keep: np.ndarray) -> ChunkRows:
+    picked = np.flatnonzero(keep).tolist()
+    return ChunkRows(
+        ids=rows.ids[keep],
+        vectors=None if rows.vectors is None else rows.vectors[keep],
+        doc_ids=[rows.doc_ids[i] for i in picked],
+        titles=[rows.titles[i] for i in picked],
+        texts=[rows.texts[i] for i in picked],
+        starts=[rows.starts[i] for i in picked],
+        ends=[rows.ends[i] for i in picked],
+    )
 
 
-def rrf_fuse(
-    collection: str, dense: list[tuple[float, int]], lexical: list[tuple[float, int]], rrf_k: int
-) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum over modes of 1 / (rrf_k + rank)."""
-    hits: dict[int, Hit] = {}
-    for rank, (score, chunk_id) in enumerate(dense, 1):
-        hit = hits.setdefault(chunk_id, Hit(chunk_id, collection, 0.0))
-        hit.score += 1.0 / (rrf_k + rank)
-        hit.dense_score = score
-    for rank, (score, chunk_id) in enumerate(lexical, 1):
-        hit = hits.setdefault(chunk_id, Hit(chunk_id, collection, 0.0))
-        hit.score += 1.0 / (rrf_k + rank)
-        hit.lexical_score = score
-    return sorted(hits.values(), key=lambda h: -h.score)
+__all__ = ["ChunkInfo", "CollectionState", "Hit", "Retriever", "check_collection_name"]

@@ -1,10 +1,16 @@
-"""Ingest: skip unchanged documents, chunk and embed changed ones, write them in one transaction, update indexes."""
+"""Ingest: skip unchanged documents; chunk, embed and write changed ones in bounded batches (one transaction
+each), applying each batch to the read model as it commits.
+
+Memory stays bounded by the batch (``ingest_batch_docs`` documents' embeddings), progress moves batch by
+batch, and a crash loses at most the batch in flight: running the same ingest again skips what was written
+(its content hash is stored) and completes the rest, with no duplicates."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from voicerag.config import Settings
 from voicerag.documents.chunking import chunk_text
@@ -48,6 +54,7 @@ class Ingestor:
         self.store = store
         self.retriever = retriever
         self.embed = embed
+        self.batch_docs = settings.ingest_batch_docs
 
     def _validate(self, docs: list[Document]) -> list[Document]:
         if len(docs) > self.settings.max_documents_per_request * 1000:
@@ -70,25 +77,23 @@ class Ingestor:
         generation = await self.store.ensure_collection(collection)
         known = await self.store.document_hashes(collection, [d.id for d in docs])
         changed = [(d, h) for d in docs if known.get(d.id) != (h := content_hash(d))]
-        prepared: list[PreparedDocument] = []
         spans = [chunk_text(d.text, self.settings.chunk_words, self.settings.chunk_overlap_words) for d, _ in changed]
-        texts = [s.text for doc_spans in spans for s in doc_spans]
-        vectors = []
-        step = max(self.settings.embed_batch_size * 4, 64)
-        for i in range(0, len(texts), step):
-            vectors.extend(await self.embed(texts[i : i + step]))  # type: ignore[misc]
-            if progress:
-                progress(min(i + step, len(texts)), len(texts))
-        cursor = 0
-        for (doc, digest), doc_spans in zip(changed, spans, strict=True):
-            chunks = [PreparedChunk(s.text, s.start, s.end, vectors[cursor + j]) for j, s in enumerate(doc_spans)]
-            cursor += len(doc_spans)
-            prepared.append(PreparedDocument(doc, digest, chunks))
-        if prepared:
-            await self.retriever.index_for(collection)  # loaded before the write, so the write applies as a delta
+        total = sum(len(s) for s in spans)
+        done = 0
+        if progress:
+            progress(0, total)
+        if changed:  # in memory before the first write, so every batch applies as a delta
+            await self.retriever.current([collection])
+        for start in range(0, len(changed), self.batch_docs):
+            end = start + self.batch_docs
+            batch = list(zip(changed[start:end], spans[start:end], strict=True))
+            prepared = await self._prepare(batch)
             result = await self.store.write_documents(collection, prepared)
-            await self.retriever.apply(collection, result, texts)
+            await self.retriever.apply_write(collection, result)
             generation = result.generation
+            done += len(result.added)
+            if progress:
+                progress(done, total)
         updated = sum(1 for d, _ in changed if d.id in known)
         return IngestReport(
             collection=collection,
@@ -96,16 +101,30 @@ class Ingestor:
             added=len(changed) - updated,
             updated=updated,
             unchanged=len(docs) - len(changed),
-            chunks=len(texts),
+            chunks=total,
             seconds=time.perf_counter() - started,
             generation=generation,
         )
 
+    async def _prepare(self, batch: list[tuple[tuple[Document, str], list[Any]]]) -> list[PreparedDocument]:
+        """Embed one batch's chunks (in model-sized steps) and pair them with their documents."""
+        texts = [span.text for _, doc_spans in batch for span in doc_spans]
+        vectors: list[Any] = []
+        step = max(self.settings.embed_batch_size * 4, 64)
+        for i in range(0, len(texts), step):
+            vectors.extend(await self.embed(texts[i : i + step]))  # type: ignore[misc]
+        prepared, cursor = [], 0
+        for (doc, digest), doc_spans in batch:
+            chunks = [PreparedChunk(s.text, s.start, s.end, vectors[cursor + j]) for j, s in enumerate(doc_spans)]
+            cursor += len(doc_spans)
+            prepared.append(PreparedDocument(doc, digest, chunks))
+        return prepared
+
     async def delete_documents(self, collection: str, doc_ids: list[str]) -> int:
         """Delete documents from the store and both indexes; returns the new generation."""
-        await self.retriever.index_for(collection)
+        await self.retriever.current([collection])
         result = await self.store.delete_documents(collection, doc_ids)
-        await self.retriever.apply(collection, result, [])
+        await self.retriever.apply_write(collection, result)
         return result.generation
 
     async def delete_collection(self, collection: str) -> None:

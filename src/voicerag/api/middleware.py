@@ -1,0 +1,135 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: no extra task and stream per request): body limit, request
+metrics, and admission control for the query routes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voicerag.api.problems import problem
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._refuse(scope, receive, send, int(length))
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge(seen)
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge as exc:
+            await self._refuse(scope, receive, send, exc.size)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
+        response = problem(
+            413,
+            "Request too large",
+            f"the request body is {size} bytes or more; at most {self.limit} bytes "
+            f"({self.limit / 1048576:g} MB, VOICERAG_MAX_UPLOAD_MB) are accepted",
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int):
+        self.size = size
+
+
+class RequestMetrics:
+    """Observes each HTTP request's duration by route template, method and status."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            metrics = scope["app"].state.rag.metrics
+            metrics.requests.labels(
+                getattr(route, "path", "unmatched"), scope["method"], str(status), metrics.worker
+            ).observe(time.perf_counter() - started)
+
+
+class Admission:
+    """Bounds the query routes: at most ``inflight`` run at once and ``queued`` wait; beyond that a request
+    gets 503 with Retry-After at once, so an overloaded server keeps its throughput instead of letting every
+    request's latency grow without bound."""
+
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...], inflight: int, queued: int):
+        self.app = app
+        self.paths = paths
+        self.slots = asyncio.Semaphore(inflight)
+        self.inflight = inflight
+        self.queued = queued
+        self.waiting = 0
+        self.refused = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.slots.locked() and self.waiting >= self.queued:
+            self.refused += 1
+            response = problem(
+                503,
+                "Overloaded",
+                f"the server is answering {self.inflight} queries with {self.waiting} waiting; retry shortly "
+                "(VOICERAG_MAX_INFLIGHT_REQUESTS, VOICERAG_MAX_QUEUED_REQUESTS)",
+            )
+            response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "inflight_limit": self.inflight,
+            "queue_limit": self.queued,
+            "waiting": self.waiting,
+            "refused": self.refused,
+        }

@@ -1,0 +1,61 @@
+"""Every backend of each index protocol, run through its contract suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.contracts.lexical_index import LexicalIndexContract
+from tests.contracts.vector_index import VectorIndexContract, data  # noqa: F401  (the suite's fixture)
+from voicerag.retrieval.faiss_index import FaissIndex
+from voicerag.retrieval.index import IndexParams, VectorIndex, build_index, load_index
+from voicerag.retrieval.lexical import BM25Index, LexicalSearch
+
+PARAMS = IndexParams(hnsw_m=32, hnsw_ef_construction=100, hnsw_ef_search=128, ivf_nprobe=48)
+
+
+class _Faiss(VectorIndexContract):
+    kind = "flat"
+
+    def make(self, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+        return build_index(self.kind, 384, PARAMS, ids, vectors)
+
+    def reload(self, index: VectorIndex, path: Path) -> VectorIndex:
+        meta = index.save(path / "dense.faiss")
+        return load_index(path / "dense.faiss", meta, 384, PARAMS)
+
+
+class TestFaissFlat(_Faiss):
+    kind = "flat"
+    min_recall = 1.0
+
+
+class TestFaissHNSW(_Faiss):
+    kind = "hnsw"
+    min_recall = 0.95
+
+
+class TestFaissIVF(_Faiss):
+    kind = "ivf"
+    min_recall = 0.85
+
+
+class TestBM25(LexicalIndexContract):
+    def make(self) -> LexicalSearch:
+        return BM25Index()
+
+    def reload(self, index: LexicalSearch, path: Path) -> LexicalSearch:
+        index.save(path / "lexical.npz")
+        return BM25Index.load(path / "lexical.npz")
+
+
+def test_faiss_load_refuses_another_dimension(tmp_path: Path) -> None:
+    index = FaissIndex.build("flat", 4, PARAMS, np.array([1]), np.ones((1, 4), np.float32) / 2)
+    meta = index.save(tmp_path / "d.faiss")
+    try:
+        FaissIndex.load(tmp_path / "d.faiss", meta, 8, PARAMS)
+    except ValueError as exc:
+        assert "dimension 4" in str(exc)
+    else:
+        raise AssertionError("a 4-dimensional index loaded as 8-dimensional")

@@ -1,0 +1,194 @@
+"""The read model: no SQL on the read path, read-your-writes, other replicas caught up by change notices and
+the change log, concurrent writers, bounded ingest batches (SQLite and the real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from tests.helpers import PG_URL, need_service
+from voicerag import Document, VoiceRAG
+
+
+@contextmanager
+def count_statements(rag: VoiceRAG):
+    """Counts the SQL statements ``rag`` sends while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(rag.pools.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(rag.pools.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_search_and_ask_run_no_sql(rag: VoiceRAG, facts) -> None:
+    await rag.ingest("kb", facts)
+    await rag.search("warm up", ["kb"])
+    with count_statements(rag) as statements:
+        for mode in ("dense", "lexical", "hybrid"):
+            assert (await rag.search("Who created Python?", ["kb"], mode=mode))[0].document_id == "python"
+        first = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+        again = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+    assert "1889" in first.text and again.cached
+    assert statements == []
+
+
+async def test_texts_over_the_memory_budget_come_from_one_read(backend_settings, facts) -> None:
+    async with await VoiceRAG.open(backend_settings(read_model_text_mb=0)) as rag:
+        await rag.ingest("kb", facts)
+        await rag.search("warm up", ["kb"])
+        with count_statements(rag) as statements:
+            results = await rag.search("Guido van Rossum", ["kb"], k=3, mode="hybrid")
+        assert results[0].document_id == "python" and "Guido" in results[0].text
+        assert len(statements) == 1
+
+
+async def _two_replicas(backend: str, make_settings):
+    """Two processes' worth of VoiceRAG on one store, each with its own index files."""
+    if backend == "postgres":
+        base = {"database_url": PG_URL}
+    else:
+        base = {"database_url": f"sqlite+aiosqlite:///{make_settings().data_dir.parent / 'shared.db'}"}
+    one = await VoiceRAG.open(make_settings(data_dir=make_settings().data_dir / "one", **base))
+    two = await VoiceRAG.open(make_settings(data_dir=make_settings().data_dir / "two", **base))
+    return one, two
+
+
+async def wait_for_sync(rag: VoiceRAG, name: str, generation: int, loaded: bool = True) -> None:
+    """Wait (on the event loop, bounded only to catch a hang) until ``rag`` serves ``generation`` (or, with
+    ``loaded`` False, has dropped the collection to load it afresh on next use)."""
+    async with asyncio.timeout(30):
+        while True:
+            state = rag.retriever.loaded(name)
+            if (state is None and not loaded) or (state is not None and state.generation >= generation):
+                return
+            await asyncio.sleep(0.005)
+
+
+async def test_other_replica_catches_up_by_delta_without_sql_per_request(backend, make_settings, facts) -> None:
+    one, two = await _two_replicas(backend, make_settings)
+    try:
+        await one.ingest("kb", facts)
+        assert "1889" in (await two.ask("When was the Eiffel Tower completed?", ["kb"])).text
+        report = await one.ingest("kb", [Document("paris", "The Eiffel Tower was completed in 1887, says this edit.")])
+        if backend == "postgres":
+            await wait_for_sync(two, "kb", report.generation)  # pushed by LISTEN/NOTIFY, applied as a delta
+            assert two.retriever.syncs >= 1
+        answer = await two.ask("When was the Eiffel Tower completed?", ["kb"])  # SQLite: data_version, at once
+        assert "1887" in answer.text and not answer.cached
+        assert two.retriever.loaded("kb").generation == report.generation
+        await one.delete_documents("kb", ["python"])
+        for _ in range(3):
+            await two.search("warm", ["kb"])
+        with count_statements(two) as statements:
+            if backend == "postgres":
+                await wait_for_sync(two, "kb", report.generation + 1)
+                statements.clear()  # the catch-up itself reads the change log; requests read nothing
+            results = await two.search("Guido van Rossum", ["kb"], k=10)
+            assert all(s.document_id != "python" for s in results)
+        assert statements == []
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_deleted_and_recreated_collection_on_another_replica(backend, make_settings, facts) -> None:
+    one, two = await _two_replicas(backend, make_settings)
+    try:
+        await one.ingest("kb", facts)
+        await two.search("cats", ["kb"])
+        await one.delete_collection("kb")
+        report = await one.ingest("kb", [Document("dogs", "Dogs bark at the mail carrier every morning.", "Dogs")])
+        if backend == "postgres":
+            await wait_for_sync(two, "kb", report.generation, loaded=False)
+        else:
+            await two.search("dogs", ["kb"])  # this request sees the change; the rebuild runs behind it
+            await two.retriever.wait_for_rebuilds()
+        results = await two.search("How long does a cat sleep?", ["kb"], k=10)
+        assert [s.document_id for s in results] == ["dogs"]
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_concurrent_single_document_writes_all_land(rag: VoiceRAG) -> None:
+    docs = [Document(f"d{i}", f"Document {i} is about the topic number {i}.", f"D{i}") for i in range(8)]
+    reports = await asyncio.gather(*(rag.ingest("kb", [d]) for d in docs))
+    assert sorted(r.added for r in reports) == [1] * 8
+    await rag.retriever.flush()  # saves the index files now (normally throttled)
+    results = await rag.search("topic number", ["kb"], k=20, mode="lexical")
+    assert {s.document_id for s in results} == {d.id for d in docs}
+    index_dir = rag.settings.data_dir / "indexes" / "kb"
+    assert (index_dir / "manifest.json").is_file()
+    assert not [p for p in index_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+async def test_restart_catches_up_index_files_by_id_difference(backend_settings, facts) -> None:
+    settings = backend_settings(index_save_interval_s=3600)
+    async with await VoiceRAG.open(settings) as first:
+        await first.ingest("kb", facts[:2])
+        await first.retriever.flush()
+        first.retriever.save_interval_s = 3600
+        await first.ingest("kb", facts[2:])  # in the store, not yet in the saved files...
+        first.retriever.loaded("kb").dirty = False  # ...and never saved (as if the process had been killed)
+    async with await VoiceRAG.open(settings) as second:
+        results = await second.search("Guido van Rossum", ["kb"], mode="dense")
+        assert results[0].document_id == "python"
+        assert (await second.search("Guido", ["kb"], mode="lexical"))[0].document_id == "python"
+
+
+async def test_ingest_commits_in_batches_and_a_rerun_completes_without_duplicates(backend_settings) -> None:
+    docs = [Document(f"d{i}", f"Record {i} describes item {i} in detail.", f"R{i}") for i in range(10)]
+    async with await VoiceRAG.open(backend_settings(ingest_batch_docs=3)) as rag:
+        calls = 0
+        original = rag.ingestor.embed
+
+        async def failing_embed(texts):
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("the process died here")
+            return await original(texts)
+
+        rag.ingestor.embed = failing_embed
+        progress: list[tuple[int, int]] = []
+        with pytest.raises(RuntimeError, match="died"):
+            await rag.ingest("kb", docs, progress=lambda done, total: progress.append((done, total)))
+        assert progress == [(0, 10), (3, 10), (6, 10)]
+        [collection] = await rag.list_collections()
+        assert collection["documents"] == 6  # two batches committed, the third lost
+        rag.ingestor.embed = original
+        report = await rag.ingest("kb", docs)
+        assert (report.added, report.unchanged) == (4, 6)
+        [collection] = await rag.list_collections()
+        assert collection["documents"] == 10 and collection["chunks"] == 10
+        results = await rag.search("item 8", ["kb"], k=10, mode="lexical")
+        assert [s.document_id for s in results].count("d8") == 1
+
+
+async def test_postgres_listener_lost_falls_back_to_reading_generations(make_settings, facts) -> None:
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    from tests.conftest import reset_postgres
+
+    await reset_postgres()
+    one = await VoiceRAG.open(make_settings(database_url=PG_URL, data_dir=make_settings().data_dir / "one"))
+    two = await VoiceRAG.open(make_settings(database_url=PG_URL, data_dir=make_settings().data_dir / "two"))
+    try:
+        await one.ingest("kb", facts)
+        await two.search("cats", ["kb"])
+        feed = two.retriever.feed
+        await feed.aclose()  # the listener is gone: notices can no longer arrive
+        assert not feed.healthy
+        report = await one.ingest("kb", [Document("paris", "The Eiffel Tower was completed in 1887 in this edit.")])
+        answer = await two.ask("When was the Eiffel Tower completed?", ["kb"])  # read from the store instead
+        assert "1887" in answer.text and two.retriever.loaded("kb").generation == report.generation
+    finally:
+        await one.aclose()
+        await two.aclose()
