@@ -70,7 +70,8 @@ def test_say_transcribe_talk(tmp_path: Path) -> None:
     assert said.returncode == 0, said.stderr
     assert json.loads(said.stdout)["seconds"] > 1 and (tmp_path / "q.mp3").stat().st_size > 1000
     heard = json.loads(voicerag(tmp_path, "transcribe", str(tmp_path / "q.mp3"), "--json").stdout)
-    assert "eiffel tower" in heard["text"].lower()
+    words = heard["text"].lower()  # Piper speaks with its natural variation on: one word may come back wrong
+    assert "eiffel" in words and "completed" in words
     (tmp_path / "paris.txt").write_text("The Eiffel Tower in Paris was completed in 1889 for the World's Fair.")
     assert voicerag(tmp_path, "ingest", str(tmp_path / "paris.txt"), "-c", "kb").returncode == 0
     talk = voicerag(tmp_path, "talk", str(tmp_path / "q.mp3"), "-c", "kb", "-o", str(tmp_path / "a.wav"), "--json")
