@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +78,9 @@ class VoiceRAG:
             await store.create_schema()
             cpu_limit = asyncio.Semaphore(settings.cpu_concurrency)
             embedder = await asyncio.to_thread(create_embedder, settings, pools, cpu_limit)
-            retriever = build_retriever(settings, store, embedder)
-            cache = build_cache(settings, pools)
             metrics = Metrics()
+            retriever = build_retriever(settings, store, embedder, metrics.replica_sync.labels(metrics.worker).observe)
+            cache = build_cache(settings, pools)
             extractive = ExtractiveGenerator(settings.answer_sentences)
             generator: Generator = OpenAIChatGenerator(settings, pools) if settings.generator == "llm" else extractive
             pipeline = Pipeline(settings, store, embedder, retriever, cache, metrics, generator, extractive)
@@ -133,7 +133,7 @@ class VoiceRAG:
 
     async def _on_remote_write(self, message: dict[str, Any]) -> None:
         """Another replica wrote: catch the collection's read model up (cache keys carry the generation)."""
-        await self.retriever.on_change(message["collection"])
+        await self.retriever.on_change(message["collection"], message.get("generation"))
 
     async def ingest(
         self, collection: str, documents: list[Document], progress: Progress | None = None
@@ -193,7 +193,9 @@ class VoiceRAG:
         return await self.pools.health()
 
 
-def build_retriever(settings: Settings, store: SQLDocumentStore, embedder: Embedder) -> Retriever:
+def build_retriever(
+    settings: Settings, store: SQLDocumentStore, embedder: Embedder, observe_sync: Callable[[float], None]
+) -> Retriever:
     """The read model with its change feed and batching worker, from Settings."""
     s = settings
     worker = RetrievalWorker(
@@ -206,7 +208,7 @@ def build_retriever(settings: Settings, store: SQLDocumentStore, embedder: Embed
 
     return Retriever(
         store,
-        create_feed(s.resolved_database_url),
+        create_feed(s.resolved_database_url, s.sqlite_poll_interval_ms / 1000),
         worker,
         embedder.dim,
         params,
@@ -214,4 +216,5 @@ def build_retriever(settings: Settings, store: SQLDocumentStore, embedder: Embed
         s.data_dir / "indexes",
         int(s.read_model_text_mb * 1024 * 1024),
         s.index_save_interval_s,
+        observe_sync,
     )

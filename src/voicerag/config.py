@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     index_save_interval_s: float = Field(
         10.0, ge=0, description="index files are saved at most this often (a restart catches up from the store)"
     )
+    sqlite_poll_interval_ms: float = Field(
+        20.0, gt=0, le=10_000, description="SQLite: how often other processes' commits are looked for"
+    )
     sync_interval_s: float = Field(
         5.0, gt=0, description="replicas compare generations with the store this often, besides change notices"
     )

@@ -58,6 +58,13 @@ class Metrics:
         self.pool = Gauge(
             "voicerag_pool", "connection pool figures", ["pool", "figure", "worker"], registry=self.registry
         )
+        self.replica_sync = Histogram(
+            "voicerag_replica_sync_seconds",
+            "time from another process's committed write to this process serving it",
+            ["worker"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
         self.errors = Counter("voicerag_errors", "errors by kind", ["kind", "worker"], registry=self.registry)
 
     @contextmanager

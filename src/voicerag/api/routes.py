@@ -71,7 +71,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(rag: Rag) -> JSONResponse:
     """Ready when the database answers and every collection's indexes are loaded; pool figures."""
     checks = await rag.health()
-    checks["indexes"] = {"ok": rag.ready, "loaded": rag.retriever.loaded_names()}
+    checks["indexes"] = {"ok": rag.ready, "loaded": rag.retriever.loaded_names()} | rag.retriever.sync_stats()
     ready = checks["database"]["ok"] and rag.ready
     status = "ready" if ready else ("warming" if checks["database"]["ok"] else "unavailable")
     body = {"status": status, "checks": checks, "pools": rag.pools.stats()}

@@ -424,10 +424,14 @@ async def _replica(config: BenchConfig, questions: list[str], scenarios: dict[st
                 await http.delete(f"{a.url}/v1/collections/bench/documents/sync-{i}")
         stop.set()
         await load
+        synced = httpx.get(f"{b.url}/readyz", timeout=30).json()["checks"]["indexes"]
     scenarios["replica_sync"] = summarize(visible, sum(visible), 0) | {
         "note": "commit on A (its response) to the write found by a search on B; B under a 4-client query load",
     }
     scenarios["replica_sync"]["max_query_ms"] = round(max(during) * 1000, 3)
+    scenarios["replica_sync"]["server_lag_ms"] = {  # B's own clock: commit on A to B serving it, no polling
+        key.removeprefix("lag_").removesuffix("_ms"): synced[key] for key in ("lag_p50_ms", "lag_p95_ms", "lag_max_ms")
+    } | {"syncs": synced["syncs"]}
     scenarios["replica_sync"]["queries_during"] = len(during)
 
 

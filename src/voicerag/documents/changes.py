@@ -1,8 +1,9 @@
 """Change feeds: how a process learns that another process committed a write, without a query per request.
 
 - PostgreSQL: LISTEN on the channel the store NOTIFYs inside every write transaction (delivered at commit).
-- SQLite: ``PRAGMA data_version`` on a connection of our own, read on the event loop before each request
-  (a few microseconds: it reads the shared WAL index, no I/O); it changes when any other connection commits.
+- SQLite: ``PRAGMA data_version`` on a connection of our own, read on the event loop every few milliseconds
+  (a few microseconds each: it reads the shared WAL index, no I/O); it changes when any other connection
+  commits. Requests never wait on it: the catch-up runs beside them.
 
 A feed that cannot vouch for what it has seen (the listener's connection is down) says so with ``healthy``;
 the reader then asks the store per request until the feed is back, so no request ever sees a stale generation
@@ -25,44 +26,50 @@ from voicerag.documents.store import CHANGES_CHANNEL
 
 log = logging.getLogger(__name__)
 
-OnChange = Callable[[str | None], Awaitable[None]]  # a collection name, or None for "anything may have changed"
+OnChange = Callable[[str | None, int | None], Awaitable[None]]  # (collection, generation) or (None, None): anything
 
 
 class ChangeFeed(Protocol):
-    """Tells the read model when the store changed. ``poll`` is for feeds that are asked (SQLite);
-    pushed feeds (PostgreSQL) call ``on_change`` themselves and always poll False."""
+    """Tells the read model when the store changed, by calling ``on_change`` from a task of its own."""
 
     @property
     def healthy(self) -> bool: ...
-    def poll(self) -> bool: ...
     async def start(self, on_change: OnChange) -> None: ...
     async def aclose(self) -> None: ...
 
 
 class SQLiteDataVersion:
-    """Polls ``PRAGMA data_version`` of the database file on a private connection."""
+    """Polls ``PRAGMA data_version`` of the database file on a private connection every ``interval_s``."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, interval_s: float):
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._last = self._read()
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
-        return True
+        return self._task is not None and not self._task.done()
 
     def _read(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def poll(self) -> bool:
-        """True when another connection committed since the last poll."""
-        current = self._read()
-        changed, self._last = current != self._last, current
-        return changed
-
     async def start(self, on_change: OnChange) -> None:
-        return None
+        self._task = asyncio.create_task(self._run(on_change))
+
+    async def _run(self, on_change: OnChange) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            current = self._read()
+            if current != self._last:
+                self._last = current
+                await on_change(None, None)
 
     async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         self._conn.close()
 
 
@@ -85,9 +92,6 @@ class PostgresListener:
     def healthy(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 
-    def poll(self) -> bool:
-        return False
-
     async def start(self, on_change: OnChange) -> None:
         self._task = asyncio.create_task(self._run(on_change))
         with contextlib.suppress(TimeoutError):  # serving starts anyway; requests ask the store meanwhile
@@ -99,10 +103,11 @@ class PostgresListener:
         def deliver(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             self.received += 1
             try:
-                name = json.loads(payload)["collection"]
+                data = json.loads(payload)
+                name, generation = str(data["collection"]), int(data["generation"])
             except (ValueError, KeyError, TypeError):
-                name = None
-            asyncio.get_running_loop().create_task(on_change(name))
+                name, generation = None, None
+            asyncio.get_running_loop().create_task(on_change(name, generation))
 
         first = True
         while True:
@@ -114,7 +119,7 @@ class PostgresListener:
                 self._conn = conn
                 self._connected.set()
                 if not first:
-                    await on_change(None)  # notifications may have been missed while disconnected
+                    await on_change(None, None)  # notifications may have been missed while disconnected
                 first = False
                 await self._lost.wait()
             except asyncio.CancelledError:
@@ -136,9 +141,9 @@ class PostgresListener:
                 await self._task
 
 
-def create_feed(database_url: str) -> ChangeFeed:
-    """The feed for the store at ``database_url``."""
+def create_feed(database_url: str, poll_interval_s: float) -> ChangeFeed:
+    """The feed for the store at ``database_url`` (SQLite is polled every ``poll_interval_s``)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return SQLiteDataVersion(url.database or ":memory:")
+        return SQLiteDataVersion(url.database or ":memory:", poll_interval_s)
     return PostgresListener(database_url)

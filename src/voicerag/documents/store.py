@@ -89,6 +89,7 @@ changes = Table(
     Column("generation", BigInteger, primary_key=True),
     Column("added", JSON, nullable=False),
     Column("removed", JSON, nullable=False),
+    Column("committed_at", Float, nullable=False),  # wall clock of the write, for replicas' sync lag
 )
 
 CHANGES_CHANNEL = "voicerag_changes"
@@ -143,6 +144,7 @@ class Change:
     generation: int
     added: list[int]
     removed: list[int]
+    committed_at: float = 0.0
 
 
 @dataclass
@@ -255,12 +257,12 @@ class SQLDocumentStore:
                 return None
             rows = (
                 await conn.execute(
-                    select(changes.c.generation, changes.c.added, changes.c.removed)
+                    select(changes.c.generation, changes.c.added, changes.c.removed, changes.c.committed_at)
                     .where(changes.c.collection == collection, changes.c.generation > generation)
                     .order_by(changes.c.generation)
                 )
             ).all()
-        found = [Change(int(r[0]), list(r[1]), list(r[2])) for r in rows]
+        found = [Change(int(r[0]), list(r[1]), list(r[2]), float(r[3])) for r in rows]
         if [c.generation for c in found] != list(range(generation + 1, current + 1)):
             return None
         return found
@@ -269,7 +271,11 @@ class SQLDocumentStore:
         """Record a write in the change log (pruned to CHANGE_LOG_KEEP generations) and notify listeners."""
         await conn.execute(
             insert(changes).values(
-                collection=collection, generation=change.generation, added=change.added, removed=change.removed
+                collection=collection,
+                generation=change.generation,
+                added=change.added,
+                removed=change.removed,
+                committed_at=time.time(),
             )
         )
         await conn.execute(

@@ -17,6 +17,8 @@ import contextlib
 import logging
 import re
 import shutil
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,7 @@ class Retriever:
         index_dir: Path,
         text_budget_bytes: int,
         save_interval_s: float,
+        observe_sync: Callable[[float], None] | None = None,
     ):
         self.store = store
         self.feed = feed
@@ -106,14 +109,14 @@ class Retriever:
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.syncs = 0
+        self.sync_lags: deque[float] = deque(maxlen=1000)  # seconds from another process's commit to serving it
+        self.observe_sync = observe_sync
 
     # ---- the read path ----------------------------------------------------------------------------------
 
     async def current(self, names: list[str]) -> dict[str, CollectionState]:
         """The state of each collection at the newest generation this process knows of (no SQL while the
         change feed is healthy, but on a collection's first use)."""
-        if self.feed.poll():
-            await self.sync_all()
         healthy = self.feed.healthy
         out: dict[str, CollectionState] = {}
         for name in names:
@@ -130,6 +133,15 @@ class Retriever:
 
     def loaded_names(self) -> list[str]:
         return sorted(self._states)
+
+    def sync_stats(self) -> dict[str, float | int | None]:
+        """Deltas applied from other processes' writes, and their lag from commit to serving (ms)."""
+        lags = sorted(self.sync_lags)
+
+        def at(q: float) -> float | None:
+            return round(1000 * lags[min(len(lags) - 1, int(q * len(lags)))], 3) if lags else None
+
+        return {"syncs": self.syncs, "lag_p50_ms": at(0.5), "lag_p95_ms": at(0.95), "lag_max_ms": at(1.0)}
 
     def loaded(self, name: str) -> CollectionState | None:
         """The collection's state if it is in memory."""
@@ -229,12 +241,13 @@ class Retriever:
                 return
         await self.sync(name)
 
-    async def on_change(self, name: str | None) -> None:
-        """A change feed's report: sync that collection, or all when ``name`` is None."""
+    async def on_change(self, name: str | None, generation: int | None = None) -> None:
+        """A change feed's report: sync that collection (unless it already serves ``generation``, as after
+        this process's own write; a deletion reports generation 0), or all when ``name`` is None."""
         try:
             if name is None:
                 await self.sync_all()
-            else:
+            elif generation is None or (state := self._states.get(name)) is None or state.generation != generation:
                 await self.sync(name)
         except Exception as exc:  # the database is away: the next report or request tries again
             log.warning("sync after a change report failed: %s", exc)
@@ -269,6 +282,10 @@ class Retriever:
             rows = await self.store.chunk_rows(name, added, self.dim)
             await self._apply(state, changes[-1].generation, sorted(removed), rows)
             self.syncs += 1
+            lag = max(0.0, time.time() - changes[-1].committed_at)
+            self.sync_lags.append(lag)
+            if self.observe_sync is not None:
+                self.observe_sync(lag)
 
     def _reload_in_background(self, state: CollectionState) -> None:
         if any(t.get_name() == f"reload:{state.name}" for t in self._background):
