@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 
 from voicerag.app import VoiceRAG
+from voicerag.bench import wrk
 from voicerag.bench.floor import FloorSearch
 from voicerag.bench.load import LoadPlan, run_load
 from voicerag.bench.server import BenchServer, floor_process, server_process
@@ -316,6 +317,34 @@ async def _floor(
             ours += o_round
         record("floor_search", bare, sum(bare), 0)
         record("search_hybrid_vs_floor", ours, sum(ours), 0, p95_ratio_per_round=rounds)
+    await _miss_cost(base, sample, record)
+
+
+async def _miss_cost(base: Settings, sample: list[str], record: Callable[..., dict[str, Any]]) -> None:
+    """What a cache miss costs: asks with the cache off and asks that miss it (every question new), interleaved
+    one by one in two processes' worth of VoiceRAG on the same store, with the default tiers."""
+    off_rag = await VoiceRAG.open(base.model_copy(update={"cache_enabled": False}))
+    on_rag = await VoiceRAG.open(base)
+    try:
+        for rag in (off_rag, on_rag):
+            await rag.ask("warm up", ["bench"])
+        off: list[float] = []
+        on: list[float] = []
+        for round_ in range(3):
+            for i, q in enumerate(sample):
+                question = f"{q} (miss {round_}.{i})"
+                t = time.perf_counter()
+                await off_rag.ask(question, ["bench"])
+                off.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                answer = await on_rag.ask(question + " ", ["bench"])
+                on.append(time.perf_counter() - t)
+                assert not answer.cached
+        record("ask_cache_off", off, sum(off), 0)
+        record("ask_cache_miss", on, sum(on), 0, tiers="memory (answer, search, embedding); the preset defaults")
+    finally:
+        await off_rag.aclose()
+        await on_rag.aclose()
 
 
 async def _floor_http(config: BenchConfig, questions: list[str], scenarios: dict[str, Any]) -> None:
@@ -328,9 +357,14 @@ async def _floor_http(config: BenchConfig, questions: list[str], scenarios: dict
         return f"{questions[i % len(questions)]} (asked as number {i})"
 
     async def window(url: str, body: Callable[[int], dict[str, Any]], concurrency: int, pid: int) -> dict[str, Any]:
+        """One load window; from wrk when it is installed (a client that does not share our interpreter)."""
         process = psutil.Process(pid)
         before = process.cpu_times()
-        result = await run_load(LoadPlan(url, body, concurrency, p.http_seconds))
+        if wrk.available():
+            bodies = [body(i) for i in range(20_000)]
+            result = await asyncio.to_thread(wrk.run_wrk, url, bodies, concurrency, p.http_seconds)
+        else:
+            result = await run_load(LoadPlan(url, body, concurrency, p.http_seconds))
         after = process.cpu_times()
         cpu = (after.user - before.user) + (after.system - before.system)
         return result | {"server_cpu_ms_per_request": round(1000 * cpu / max(result["requests"], 1), 3)}
@@ -358,6 +392,14 @@ async def _floor_http(config: BenchConfig, questions: list[str], scenarios: dict
                     concurrency,
                     server.pid,
                 )
+        for concurrency in (16, 64):  # overload: unique questions (nothing cached); throughput should hold
+            offset += 100_000
+            scenarios[f"http_ask_uncached_c{concurrency}"] = await window(
+                f"{server.url}/v1/ask",
+                lambda i, o=offset: {"question": unique(o + i), "collection": "bench"},
+                concurrency,
+                server.pid,
+            )
         popular = questions[:50]
         for q in popular:
             httpx.post(f"{server.url}/v1/ask", json={"question": q, "collection": "bench"}, timeout=60)
@@ -664,6 +706,11 @@ def _ratios(s: dict[str, Any]) -> dict[str, float]:
             _get(s, "http_search_c1", "p95_ms"), _get(s, "floor_http_search_c1", "p95_ms")
         ),
         "http_search_rps_vs_floor": _ratio(_get(s, "http_search_c32", "rps"), _get(s, "floor_http_search_c32", "rps")),
+        "cache_miss_cost_p50": _ratio(_get(s, "ask_cache_miss", "p50_ms"), _get(s, "ask_cache_off", "p50_ms")),
+        "overload_throughput_kept": _ratio(
+            _get(s, "http_ask_uncached_c64", "rps"),
+            max(_get(s, "http_ask_uncached_c16", "rps") or 0, _get(s, "http_ask_uncached_c64", "rps") or 0) or None,
+        ),
     }
     return {name: value for name, value in ratios.items() if value}
 

@@ -1,5 +1,6 @@
 """One worker hop per batch: the whole uncached retrieval (embed, dense, lexical, fuse) of every request
-that is waiting runs as one call on a worker thread. Batches form greedily: whatever queued while the worker
+that is waiting runs as one call on a worker thread (a lone dense search whose vector is already known runs in
+place: its index lookup costs less than the hop). Batches form greedily: whatever queued while the worker
 was busy goes in the next call, so there is no timer to wait on when the server is idle and many requests
 share one model call when it is busy."""
 
@@ -160,7 +161,10 @@ class RetrievalWorker:
                 try:
                     if self.embed_sync is None:
                         await self._embed_remote(jobs)
-                    await asyncio.to_thread(self._run, jobs)
+                    if len(jobs) == 1 and jobs[0].mode == "dense" and jobs[0].vector is not None:
+                        self._run(jobs)  # one ANN lookup takes well under a millisecond: a hop would double it
+                    else:
+                        await asyncio.to_thread(self._run, jobs)
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
