@@ -18,6 +18,7 @@ from voicerag.documents.loaders import Document
 from voicerag.documents.store import DocumentStore, PreparedChunk, PreparedDocument, content_hash
 from voicerag.errors import InvalidInput
 from voicerag.retrieval.search import Retriever, check_collection_name
+from voicerag.validation import clean_document_text, plain_text
 
 Progress = Callable[[int, int], None]
 EmbedTexts = Callable[[list[str]], object]
@@ -67,6 +68,13 @@ class Ingestor:
                 raise InvalidInput(f"document id {doc.id[:60]!r}... is longer than 1024 characters")
             if not doc.text or not doc.text.strip():
                 raise InvalidInput(f"document {doc.id!r} has no text")
+            plain_text(doc.id, "a document id")
+            doc = Document(
+                doc.id,
+                clean_document_text(doc.text, f"document {doc.id!r}"),
+                clean_document_text(doc.title, f"the title of {doc.id!r}"),
+                doc.metadata,
+            )
             latest[doc.id] = doc
         return list(latest.values())
 

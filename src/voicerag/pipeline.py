@@ -21,6 +21,7 @@ from voicerag.errors import InvalidInput, UpstreamError
 from voicerag.metrics import Metrics
 from voicerag.retrieval.embedder import Embedder
 from voicerag.retrieval.search import CollectionState, Retriever, check_collection_name
+from voicerag.validation import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Pipeline:
                 f"the question is {len(question)} characters long; at most {self.settings.max_question_chars} "
                 "are accepted (VOICERAG_MAX_QUESTION_CHARS)"
             )
-        return question.strip()
+        return plain_text(question, "the question").strip()
 
     def check_k(self, k: int | None) -> int:
         k = self.settings.top_k if k is None else k

@@ -146,7 +146,10 @@ async def upload_files(
 
 @router.get("/v1/collections/{name}/documents", tags=["documents"])
 async def list_documents(
-    name: str, rag: Rag, limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+    name: str,
+    rag: Rag,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     return {"documents": await rag.list_documents(name, limit, offset)}
 

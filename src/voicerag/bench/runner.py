@@ -388,7 +388,7 @@ async def _floor_http(config: BenchConfig, questions: list[str], scenarios: dict
                 offset += 100_000
                 scenarios[f"http_search_c{concurrency}"] = await window(
                     f"{server.url}/v1/search",
-                    lambda i, o=offset: {"query": unique(o + i), "collection": "bench"},
+                    lambda i, o=offset: {"query": unique(o + i), "collection": "bench", "k": 10},
                     concurrency,
                     server.pid,
                 )

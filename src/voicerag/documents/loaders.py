@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicerag.errors import DocumentError, UnsupportedFormat
+from voicerag.errors import DocumentError, TooLarge, UnsupportedFormat
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl")
 
@@ -59,6 +59,10 @@ def _html(data: bytes, name: str) -> str:
     return soup.get_text("\n")
 
 
+MAX_PDF_PAGES = 5000  # a 20,000-page PDF took 228 s and 0.8 GB: far past any single document people ask about
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # a .docx is a zip: refuse what would expand past this (zip bombs)
+
+
 def _pdf(data: bytes, name: str) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
@@ -67,8 +71,13 @@ def _pdf(data: bytes, name: str) -> str:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
             raise DocumentError(f"{name}: the PDF is encrypted; upload an unencrypted PDF")
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise TooLarge(
+                f"{name}: the PDF has {len(reader.pages)} pages; at most {MAX_PDF_PAGES} are accepted "
+                "(split it into several files)"
+            )
         pages = [page.extract_text() or "" for page in reader.pages]
-    except DocumentError:
+    except (DocumentError, TooLarge):
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise DocumentError(f"{name}: not a readable PDF ({exc}); upload a valid PDF file") from exc
@@ -81,6 +90,13 @@ def _docx(data: bytes, name: str) -> str:
     from docx import Document as DocxDocument
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unzipped = sum(info.file_size for info in archive.infolist())
+        if unzipped > MAX_UNZIPPED_BYTES:
+            raise TooLarge(
+                f"{name}: the .docx expands to {unzipped} bytes; at most {MAX_UNZIPPED_BYTES} "
+                f"({MAX_UNZIPPED_BYTES // 1048576} MB) are accepted"
+            )
         doc = DocxDocument(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise DocumentError(f"{name}: not a readable .docx file ({exc}); upload a Word 2007+ document") from exc

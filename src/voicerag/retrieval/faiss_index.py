@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,33 @@ from voicerag.retrieval.index import DENSE_KINDS, IndexParams, ivf_nlist
 
 # Single queries are fastest on one OpenMP thread; many threads fight numpy's BLAS threads (see MODELS.md).
 faiss.omp_set_num_threads(1)
+
+
+class ReadWriteLock:
+    """Many readers (searches, saves) at once, or one writer (adds, removals). FAISS searches are safe to run
+    concurrently with each other and with serialisation, never with a change."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._readers == 0)
+            yield
 
 
 class FaissIndex:
@@ -27,7 +56,7 @@ class FaissIndex:
         self.params = params
         self.tombstones: set[int] = set()
         self.trained_on = 0
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()
         self.index = index if index is not None else self._empty(0, None)
         if self.kind == "ivf" and index is not None:
             self.trained_on = self.index.ntotal
@@ -74,7 +103,7 @@ class FaissIndex:
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with self._lock:
+        with self._lock.write():
             if self.kind == "ivf" and not self.index.is_trained:
                 self.index = self._empty(len(ids), vectors)
             self.index.add_with_ids(vectors, ids)
@@ -82,7 +111,7 @@ class FaissIndex:
     def remove(self, ids: np.ndarray) -> None:
         if len(ids) == 0:
             return
-        with self._lock:
+        with self._lock.write():
             if self.kind == "hnsw":
                 self.tombstones.update(int(i) for i in ids)
             else:
@@ -91,7 +120,7 @@ class FaissIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, ids) per query row; missing slots have id -1."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        with self._lock:
+        with self._lock.read():
             if self.index.ntotal == 0:
                 return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
             extra = min(len(self.tombstones), 4 * k + 64) if self.tombstones else 0
@@ -104,8 +133,9 @@ class FaissIndex:
                 scores, ids = self.index.search(queries, fetch, params=params)
             else:
                 scores, ids = self.index.search(queries, fetch)
-        if self.tombstones:
-            dead = np.isin(ids, np.fromiter(self.tombstones, np.int64))
+            dead_ids = np.fromiter(self.tombstones, np.int64, len(self.tombstones)) if self.tombstones else None
+        if dead_ids is not None:
+            dead = np.isin(ids, dead_ids)
             ids = np.where(dead, -1, ids)
             order = np.argsort(ids == -1, axis=1, kind="stable")
             ids = np.take_along_axis(ids, order, axis=1)
@@ -126,17 +156,16 @@ class FaissIndex:
 
     def ids(self) -> np.ndarray:
         """Ids of every live entry."""
-        with self._lock:
+        with self._lock.read():
             if self.kind == "ivf":
                 return self._ivf_lists()[0]
             ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        if self.tombstones:
-            ids = ids[~np.isin(ids, np.fromiter(self.tombstones, np.int64))]
-        return ids
+            dead_ids = np.fromiter(self.tombstones, np.int64, len(self.tombstones))
+        return ids[~np.isin(ids, dead_ids)] if len(dead_ids) else ids
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every live entry, for a rebuild into another kind."""
-        with self._lock:
+        with self._lock.read():
             n = self.index.ntotal
             if n == 0:
                 return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
@@ -144,16 +173,20 @@ class FaissIndex:
                 return self._ivf_lists()
             ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
             vectors = self.index.index.reconstruct_n(0, n)
-        if self.tombstones:
-            keep = ~np.isin(ids, np.fromiter(self.tombstones, np.int64))
+            dead_ids = np.fromiter(self.tombstones, np.int64, len(self.tombstones))
+        if len(dead_ids):
+            keep = ~np.isin(ids, dead_ids)
             ids, vectors = ids[keep], vectors[keep]
         return ids, vectors
 
     def save(self, path: Path) -> dict[str, Any]:
-        """Write the index to ``path`` (the caller renames it into place); returns what ``load`` needs."""
-        with self._lock:
-            faiss.write_index(self.index, str(path))
-            return {"kind": self.kind, "dim": self.dim, "tombstones": sorted(self.tombstones)}
+        """Write the index to ``path``; returns what ``load`` needs. Serialising is a read: searches go on
+        meanwhile, and the file is written after the lock is released."""
+        with self._lock.read():
+            data = faiss.serialize_index(self.index)
+            meta = {"kind": self.kind, "dim": self.dim, "tombstones": sorted(self.tombstones)}
+        path.write_bytes(data.tobytes())
+        return meta
 
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any], dim: int, params: IndexParams) -> FaissIndex:

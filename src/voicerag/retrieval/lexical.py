@@ -191,21 +191,22 @@ class BM25Index:
     # ---- persistence ------------------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        """Write the index as arrays (``numpy.savez``) to ``path``; the caller renames it into place."""
+        """Write the index as arrays (``numpy.savez``) to ``path``. The lock is held only to copy the arrays
+        (the file is written after it is released), so searches do not wait on the disk."""
         with self._lock:
             self._compact()
             terms = list(self._vocab)
             lengths = np.fromiter((len(s) for s in self._post_slots), np.int64, len(self._post_slots))
-            with path.open("wb") as f:
-                np.savez(
-                    f,
-                    vocab=np.frombuffer("\n".join(terms).encode(), np.uint8),
-                    indptr=np.r_[0, np.cumsum(lengths)],
-                    slots=np.concatenate(self._post_slots) if terms else np.zeros(0, np.int32),
-                    tfs=np.concatenate(self._post_tfs) if terms else np.zeros(0, np.float32),
-                    ids=self._ids[: self._slots],
-                    lengths=self._lengths[: self._slots],
-                )
+            arrays = {
+                "vocab": np.frombuffer("\n".join(terms).encode(), np.uint8),
+                "indptr": np.r_[0, np.cumsum(lengths)],
+                "slots": np.concatenate(self._post_slots) if terms else np.zeros(0, np.int32),
+                "tfs": np.concatenate(self._post_tfs) if terms else np.zeros(0, np.float32),
+                "ids": self._ids[: self._slots].copy(),
+                "lengths": self._lengths[: self._slots].copy(),
+            }
+        with path.open("wb") as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> BM25Index:

@@ -131,7 +131,10 @@ def resample_pcm16(pcm: bytes, rate: int, target: int) -> bytes:
 
 
 def encode_audio(pcm: bytes, sample_rate: int, fmt: str) -> bytes:
-    """16-bit mono PCM at ``sample_rate`` -> wav, mp3, opus (in ogg), flac, aac (adts) or raw pcm."""
+    """16-bit mono PCM at ``sample_rate`` -> wav, mp3, opus (in ogg), flac, aac (adts) or raw pcm. No samples
+    (a text the voice had nothing to say for) give 20 ms of silence: encoders refuse an empty stream."""
+    if not pcm:
+        pcm = b"\0\0" * max(1, sample_rate // 50)
     if fmt == "pcm":
         return pcm
     if fmt == "wav":

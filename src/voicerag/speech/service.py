@@ -21,6 +21,7 @@ from voicerag.pools import Pools
 from voicerag.speech.audio import Limits, decode_audio
 from voicerag.speech.stt import Transcript, create_transcriber
 from voicerag.speech.tts import Speech, create_synthesizer, join_speech
+from voicerag.validation import plain_text
 
 _CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
 MAX_SPOKEN_SENTENCE = 200  # longer sentences are cut at a comma or a space: the first audio comes sooner
@@ -137,6 +138,7 @@ class SpeechService:
             raise InvalidInput("the text to speak is empty; send non-empty 'input'")
         if len(text) > MAX_SPEECH_CHARS:
             raise InvalidInput(f"the text to speak is {len(text)} characters; at most {MAX_SPEECH_CHARS} are accepted")
+        plain_text(text, "the text to speak")
         sentences = spoken_sentences(text)
         if not sentences:
             raise InvalidInput("the text holds nothing to speak (no letters or digits)")
