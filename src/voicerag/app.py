@@ -14,6 +14,7 @@ import numpy as np
 from voicerag.answer.extractive import ExtractiveGenerator
 from voicerag.answer.llm import OpenAIChatGenerator
 from voicerag.answer.types import Answer, Generator, Source
+from voicerag.auth import ApiKeys
 from voicerag.cache import build_cache
 from voicerag.cache.bus import InvalidationBus
 from voicerag.cache.tiered import TieredCache
@@ -64,6 +65,7 @@ class VoiceRAG:
         self.instance_id = uuid.uuid4().hex[:12]
         self.bus: InvalidationBus | None = None
         self.ready = False
+        self.keys = ApiKeys(pools.engine, settings.api_key_cache_s)
         self._sync_task: asyncio.Task[None] | None = None
 
     @classmethod

@@ -4,6 +4,7 @@ bench."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import sys
@@ -27,6 +28,8 @@ cache_app = typer.Typer(help="Cache statistics and invalidation.", no_args_is_he
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(cache_app, name="cache")
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 out = Console()
@@ -83,6 +86,15 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
@@ -98,6 +110,15 @@ def serve(
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
+    if not _loopback(host):  # reachable from other machines: every route but health needs a key
+        if not _run(lambda rag: rag.keys.any_active(), settings):
+            console.print(
+                f"refusing to serve on {host}: it is reachable from other machines and no API key exists. "
+                "Create one first: voicerag keys create --name admin --scope admin"
+            )
+            raise typer.Exit(2)
+        settings = settings.model_copy(update={"require_api_key": True})
+        os.environ["VOICERAG_REQUIRE_API_KEY"] = "true"  # for --workers: each worker reads the environment
     console.print(f"VoiceRAG on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     logs = settings.access_log if access_log is None else access_log
     if workers > 1:
@@ -260,6 +281,50 @@ def config_recommend(
     )
     for reason in rec.reasons:
         out.print(f"  - {reason}")
+
+
+# ---- keys --------------------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="who or what the key is for")],
+    scope: Annotated[
+        list[str], typer.Option("--scope", help="read:COLLECTION, write:COLLECTION ('*' for all) or admin; repeat")
+    ],
+    expires_days: Annotated[float | None, typer.Option(help="the key stops working after this many days")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a key. It is printed once: only its hash is stored."""
+    key, record = _run(lambda rag: rag.keys.create(name, scope, expires_days))
+    if as_json:
+        _print_json({"key": key} | record.to_json())
+        return
+    out.print(f"key for [bold]{record.name}[/bold] ({', '.join(record.scopes)}); shown only now:")
+    out.print(key, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonFlag = False) -> None:
+    """Every key's name, scopes, dates and state (never the keys themselves)."""
+    records = _run(lambda rag: rag.keys.list())
+    if as_json:
+        _print_json({"keys": [r.to_json() for r in records]})
+        return
+    table = Table("name", "scopes", "created", "expires", "state")
+    for r in records:
+        expires = r.expires_at.date().isoformat() if r.expires_at else "never"
+        table.add_row(
+            r.name, ", ".join(r.scopes), r.created_at.date().isoformat(), expires, "revoked" if r.revoked else "active"
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
+    """Revoke a key (other running servers stop accepting it within 10 s)."""
+    _run(lambda rag: rag.keys.revoke(name))
+    out.print(f"revoked {name}")
 
 
 # ---- cache -------------------------------------------------------------------------------------------------

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     max_queued_requests: int = Field(
         256, ge=0, description="query requests that may wait; beyond it they get 503 with Retry-After"
     )
+    api_key_cache_s: float = Field(
+        10.0, ge=0, description="verified keys are trusted this long before the store is asked again (revocation)"
+    )
+    require_api_key: bool = Field(
+        False, description="every route but health needs a key (serve turns it on for a non-loopback address)"
+    )
     access_log: bool = Field(False, description="serve: uvicorn's access log (off: one line per request costs CPU)")
 
     # answers

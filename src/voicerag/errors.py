@@ -41,3 +41,13 @@ class NotFound(VoiceRAGError):
 class UpstreamError(VoiceRAGError):
     status = 502
     title = "Upstream provider failed"
+
+
+class Unauthorized(VoiceRAGError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(VoiceRAGError):
+    status = 403
+    title = "Forbidden"

@@ -83,3 +83,18 @@ def test_say_transcribe_talk(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "could not be decoded" in bad.stderr
     wrong = voicerag(tmp_path, "say", "hi", "-o", str(tmp_path / "x.doc"))
     assert wrong.returncode == 2 and "cannot write .doc" in wrong.stderr
+
+
+def test_keys_commands_and_a_public_bind_needs_a_key(tmp_path: Path) -> None:
+    refused = voicerag(tmp_path, "serve", "--host", "0.0.0.0", "--port", "1")
+    assert refused.returncode == 2 and "voicerag keys create" in refused.stderr
+    created = voicerag(tmp_path, "keys", "create", "--name", "ops", "--scope", "read:kb", "--scope", "admin", "--json")
+    assert created.returncode == 0, created.stderr
+    made = json.loads(created.stdout)
+    assert made["key"].startswith("vr_") and made["scopes"] == ["admin", "read:kb"]
+    listed = json.loads(voicerag(tmp_path, "keys", "list", "--json").stdout)["keys"]
+    assert [(k["name"], k["revoked"]) for k in listed] == [("ops", False)] and "key" not in listed[0]
+    bad = voicerag(tmp_path, "keys", "create", "--name", "x", "--scope", "read:bad name")
+    assert bad.returncode == 1 and "is not one of read:COLLECTION" in bad.stderr
+    assert voicerag(tmp_path, "keys", "revoke", "ops").returncode == 0
+    assert json.loads(voicerag(tmp_path, "keys", "list", "--json").stdout)["keys"][0]["revoked"] is True

@@ -81,9 +81,11 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
 
     from voicerag.api import openai_routes, routes, voice_routes
 
+    app.include_router(routes.health)
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
     app.include_router(voice_routes.router)
+    app.include_router(voice_routes.streams)
     static = resources.files("voicerag.api") / "static"
     if (static / "index.html").is_file():
         from fastapi.staticfiles import StaticFiles

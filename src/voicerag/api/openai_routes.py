@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from voicerag.api.routes import Rag
+from voicerag.api.routes import Caller, Rag, get_principal
 from voicerag.errors import InvalidInput, TooLarge
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], dependencies=[Depends(get_principal)])
 
 
 class EmbeddingsIn(BaseModel):
@@ -44,10 +44,12 @@ class ChatIn(BaseModel):
 
 
 @router.get("/v1/models")
-async def models(rag: Rag) -> dict[str, Any]:
-    """Each collection is a chat model; the embedder is an embedding model."""
+async def models(rag: Rag, caller: Caller) -> dict[str, Any]:
+    """Each collection the key may read is a chat model; the embedder is an embedding model."""
     data = [
-        {"id": c["name"], "object": "model", "created": 0, "owned_by": "voicerag"} for c in await rag.list_collections()
+        {"id": c["name"], "object": "model", "created": 0, "owned_by": "voicerag"}
+        for c in await rag.list_collections()
+        if caller.can("read", c["name"])
     ]
     data.append({"id": rag.embedder.model_name, "object": "model", "created": 0, "owned_by": "voicerag"})
     return {"object": "list", "data": data}
@@ -90,9 +92,10 @@ def _question(messages: list[ChatMessage]) -> str:
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: ChatIn, rag: Rag) -> Any:
+async def chat_completions(body: ChatIn, rag: Rag, caller: Caller) -> Any:
     question = _question(body.messages)
     collections = [c for c in body.model.split("+") if c]
+    caller.require("read", collections)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:

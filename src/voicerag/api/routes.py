@@ -9,20 +9,47 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
 
 from voicerag.app import VoiceRAG
+from voicerag.auth import ANONYMOUS, Principal
 from voicerag.documents.loaders import Document, load_bytes
-from voicerag.errors import InvalidInput, NotFound, TooLarge
-
-router = APIRouter()
+from voicerag.errors import InvalidInput, NotFound, TooLarge, Unauthorized
 
 
-async def get_rag(request: Request) -> VoiceRAG:
+async def get_rag(connection: HTTPConnection) -> VoiceRAG:
     """The app's VoiceRAG (async: a plain ``def`` dependency would cost a thread hop per request)."""
-    return request.app.state.rag
+    return connection.app.state.rag
 
 
 Rag = Annotated[VoiceRAG, Depends(get_rag)]
+
+
+async def authenticate(rag: VoiceRAG, authorization: str | None) -> Principal:
+    """The caller behind an ``Authorization: Bearer KEY`` value. Auth is on when the server requires it (a
+    non-loopback bind) or any key exists; otherwise everyone is ``anonymous`` with every right."""
+    if not (rag.settings.require_api_key or await rag.keys.any_active()):
+        return ANONYMOUS
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized(
+            "this server needs an API key: send 'Authorization: Bearer KEY' (an admin creates one with "
+            "'voicerag keys create --name NAME --scope read:COLLECTION')"
+        )
+    principal = await rag.keys.verify(key.strip())
+    if principal is None:
+        raise Unauthorized("the API key is unknown, revoked or expired")
+    return principal
+
+
+async def get_principal(request: Request, rag: Rag) -> Principal:
+    return await authenticate(rag, request.headers.get("authorization"))
+
+
+Caller = Annotated[Principal, Depends(get_principal)]
+
+health = APIRouter()  # no key needed: load balancers and orchestrators probe these
+router = APIRouter(dependencies=[Depends(get_principal)])  # every other route needs a key when auth is on
 
 
 class DocumentIn(BaseModel):
@@ -61,13 +88,13 @@ class AskIn(_Query):
 # ---- health and metrics ------------------------------------------------------------------------------------
 
 
-@router.get("/healthz", tags=["health"])
+@health.get("/healthz", tags=["health"])
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["health"])
+@health.get("/readyz", tags=["health"])
 async def readyz(rag: Rag) -> JSONResponse:
     """Ready when the database answers and every collection's indexes are loaded; pool figures."""
     checks = await rag.health()
@@ -79,8 +106,9 @@ async def readyz(rag: Rag) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["health"])
-async def metrics(rag: Rag) -> Response:
-    """Prometheus text format."""
+async def metrics(rag: Rag, caller: Caller) -> Response:
+    """Prometheus text format (admin scope)."""
+    caller.require_admin()
     return Response(rag.metrics.render(rag.cache, rag.pools), media_type="text/plain; version=0.0.4")
 
 
@@ -88,12 +116,14 @@ async def metrics(rag: Rag) -> Response:
 
 
 @router.get("/v1/collections", tags=["documents"])
-async def list_collections(rag: Rag) -> dict[str, Any]:
-    return {"collections": await rag.list_collections()}
+async def list_collections(rag: Rag, caller: Caller) -> dict[str, Any]:
+    """The collections the key may read."""
+    return {"collections": [c for c in await rag.list_collections() if caller.can("read", c["name"])]}
 
 
 @router.get("/v1/collections/{name}", tags=["documents"])
-async def get_collection(name: str, rag: Rag) -> dict[str, Any]:
+async def get_collection(name: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+    caller.require("read", [name])
     for c in await rag.list_collections():
         if c["name"] == name:
             return c
@@ -101,8 +131,9 @@ async def get_collection(name: str, rag: Rag) -> dict[str, Any]:
 
 
 @router.put("/v1/collections/{name}", tags=["documents"], status_code=201)
-async def create_collection(name: str, rag: Rag) -> dict[str, Any]:
+async def create_collection(name: str, rag: Rag, caller: Caller) -> dict[str, Any]:
     """Create an empty collection (ingesting into a missing one creates it too)."""
+    caller.require("write", [name])
     from voicerag.retrieval.search import check_collection_name
 
     generation = await rag.store.ensure_collection(check_collection_name(name))
@@ -110,14 +141,16 @@ async def create_collection(name: str, rag: Rag) -> dict[str, Any]:
 
 
 @router.delete("/v1/collections/{name}", tags=["documents"])
-async def delete_collection(name: str, rag: Rag) -> dict[str, Any]:
+async def delete_collection(name: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+    caller.require("write", [name])
     await rag.delete_collection(name)
     return {"deleted": name}
 
 
 @router.post("/v1/collections/{name}/documents", tags=["documents"])
-async def add_documents(name: str, body: DocumentsIn, rag: Rag) -> dict[str, Any]:
+async def add_documents(name: str, body: DocumentsIn, rag: Rag, caller: Caller) -> dict[str, Any]:
     """Add or replace documents given as JSON. Unchanged documents are skipped."""
+    caller.require("write", [name])
     if len(body.documents) > rag.settings.max_documents_per_request:
         raise TooLarge(
             f"{len(body.documents)} documents in one request; at most {rag.settings.max_documents_per_request}"
@@ -130,10 +163,12 @@ async def add_documents(name: str, body: DocumentsIn, rag: Rag) -> dict[str, Any
 async def upload_files(
     name: str,
     rag: Rag,
+    caller: Caller,
     files: Annotated[list[UploadFile], File(description="txt, md, html, pdf, docx or jsonl files")],
     document_id: Annotated[str | None, Form(description="id for a single uploaded file")] = None,
 ) -> dict[str, Any]:
     """Upload files (multipart). Every file is parsed before anything is stored: one bad file stores nothing."""
+    caller.require("write", [name])
     if document_id is not None and len(files) != 1:
         raise InvalidInput("document_id can only be given with exactly one file")
     docs: list[Document] = []
@@ -148,19 +183,23 @@ async def upload_files(
 async def list_documents(
     name: str,
     rag: Rag,
+    caller: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
+    caller.require("read", [name])
     return {"documents": await rag.list_documents(name, limit, offset)}
 
 
 @router.get("/v1/collections/{name}/documents/{doc_id:path}", tags=["documents"])
-async def get_document(name: str, doc_id: str, rag: Rag) -> dict[str, Any]:
+async def get_document(name: str, doc_id: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+    caller.require("read", [name])
     return await rag.get_document(name, doc_id)
 
 
 @router.delete("/v1/collections/{name}/documents/{doc_id:path}", tags=["documents"])
-async def delete_document(name: str, doc_id: str, rag: Rag) -> dict[str, Any]:
+async def delete_document(name: str, doc_id: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+    caller.require("write", [name])
     generation = await rag.delete_documents(name, [doc_id])
     return {"deleted": doc_id, "generation": generation}
 
@@ -169,8 +208,9 @@ async def delete_document(name: str, doc_id: str, rag: Rag) -> dict[str, Any]:
 
 
 @router.post("/v1/search", tags=["query"])
-async def search(body: SearchIn, rag: Rag) -> dict[str, Any]:
+async def search(body: SearchIn, rag: Rag, caller: Caller) -> dict[str, Any]:
     timings: dict[str, float] = {}
+    caller.require("read", body.names())
     sources = await rag.pipeline.search(body.query, body.names(), body.mode, body.k, timings)
     return {"results": [s.to_json() for s in sources], "timings_ms": timings}
 
@@ -180,10 +220,11 @@ def sse(event: str, data: Any) -> str:
 
 
 @router.post("/v1/ask", tags=["query"])
-async def ask(body: AskIn, rag: Rag) -> Any:
+async def ask(body: AskIn, rag: Rag, caller: Caller) -> Any:
     """A grounded answer with sources. With ``stream: true``, server-sent events: sources, delta, fallback,
     done (the whole answer), error."""
     names = body.names()
+    caller.require("read", names)
     if not body.stream:
         return (await rag.ask(body.question, names, body.mode, body.k)).to_json()
     events = rag.ask_stream(body.question, names, body.mode, body.k)
@@ -207,19 +248,23 @@ async def ask(body: AskIn, rag: Rag) -> Any:
 
 
 @router.get("/v1/cache/stats", tags=["cache"])
-async def cache_stats(rag: Rag) -> dict[str, Any]:
-    """Per policy: hits, misses, hit rate and per-tier figures."""
+async def cache_stats(rag: Rag, caller: Caller) -> dict[str, Any]:
+    """Per policy: hits, misses, hit rate and per-tier figures (admin scope)."""
+    caller.require_admin()
     return rag.cache.stats_json()
 
 
 @router.delete("/v1/cache", tags=["cache"])
 async def cache_clear(
     rag: Rag,
+    caller: Caller,
     policy: str | None = None,
     collection: str | None = None,
     pattern: str | None = None,
 ) -> dict[str, Any]:
-    """Invalidate by policy, by collection, by key pattern (glob over ``vr1:POLICY:HASH``), or everything."""
+    """Invalidate by policy, by collection, by key pattern (glob over ``vr1:POLICY:HASH``), or everything
+    (admin scope)."""
+    caller.require_admin()
     try:
         removed = await rag.cache.invalidate(
             policy=policy, tag=f"collection:{collection}" if collection else None, pattern=pattern
@@ -230,5 +275,5 @@ async def cache_clear(
 
 
 @router.delete("/v1/cache/{policy}", tags=["cache"])
-async def cache_clear_policy(policy: str, rag: Rag) -> dict[str, Any]:
-    return await cache_clear(rag, policy=policy)
+async def cache_clear_policy(policy: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+    return await cache_clear(rag, caller, policy=policy)

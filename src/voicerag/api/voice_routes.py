@@ -10,19 +10,20 @@ import time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from voicerag.api.routes import Rag
-from voicerag.errors import InvalidInput, VoiceRAGError
+from voicerag.api.routes import Caller, Rag, authenticate, get_principal
+from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
 from voicerag.speech.tts import Speech
 from voicerag.speech.voice import VoiceSession
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(get_principal)])
+streams = APIRouter()  # the websocket authenticates in its first message (browsers cannot set its headers)
 
 AudioFormat = Literal["wav", "mp3", "opus", "flac", "aac", "pcm", "webm", "m4a"]
 
@@ -42,6 +43,7 @@ def _audio_response(speech: Speech, fmt: str) -> Response:
 @router.post("/v1/voice/ask", tags=["voice"])
 async def voice_ask(
     rag: Rag,
+    caller: Caller,
     file: Annotated[UploadFile, File(description="the spoken question: wav, flac, ogg, webm, mp3 or m4a")],
     collection: Annotated[str | None, Form()] = None,
     collections: Annotated[str | None, Form(description="several collections, comma-separated")] = None,
@@ -54,6 +56,7 @@ async def voice_ask(
     """Audio in, JSON out: transcript, answer, sources, the spoken answer (URL or base64) and per-stage timings."""
     started = time.perf_counter()
     names = _names(collection, collections)
+    caller.require("read", names)
     timings: dict[str, float] = {}
     transcript, answer, speech = await rag.voice.ask_aloud(await file.read(), names, mode, k, language, timings)
     audio: dict[str, Any] = {
@@ -79,16 +82,18 @@ async def voice_speech(
     return _audio_response(await rag.speech.speak(text), format)
 
 
-@router.websocket("/v1/voice/stream")
+@streams.websocket("/v1/voice/stream")
 async def voice_stream(websocket: WebSocket) -> None:
     """Streaming voice. Client -> server: a JSON ``start`` (collection, sample_rate, language, speak), then binary
     frames of 16-bit mono PCM, ``end`` to close a turn (or silence does), ``ask`` with ``text`` for a typed
     question, ``cancel`` to stop an answer. Server -> client: ``ready``, ``partial_transcript``,
     ``final_transcript``, ``sources``, ``answer_delta``, ``audio`` (JSON header, then a binary frame of 16-bit
-    PCM), ``done``, ``interrupted`` (barge-in), ``error``."""
+    PCM), ``done``, ``interrupted`` (barge-in), ``error``. When the server needs a key, ``start`` carries it as
+    ``api_key``; nothing is heard or answered before a ``start`` the key allows."""
     await websocket.accept()
     rag = websocket.app.state.rag
     session = VoiceSession(rag.voice, websocket.send_json, websocket.send_bytes)
+    allowed = False
     try:
         while True:
             message = await websocket.receive()
@@ -96,9 +101,11 @@ async def voice_stream(websocket: WebSocket) -> None:
                 break
             try:
                 if message.get("bytes") is not None:
+                    if not allowed:
+                        raise Unauthorized("send a 'start' message (with 'api_key' when the server needs one) first")
                     await session.audio(message["bytes"])
                     continue
-                await _control(session, message.get("text") or "")
+                allowed = await _control(rag, session, message.get("text") or "", allowed)
             except VoiceRAGError as exc:
                 await websocket.send_json({"type": "error", "status": exc.status, "detail": exc.detail})
     except WebSocketDisconnect:
@@ -107,15 +114,23 @@ async def voice_stream(websocket: WebSocket) -> None:
         await session.close()
 
 
-async def _control(session: VoiceSession, text: str) -> None:
+async def _control(rag: Any, session: VoiceSession, text: str, allowed: bool) -> bool:
+    """Handle one control message; returns whether the session is now allowed to go on."""
     try:
         message = json.loads(text)
     except json.JSONDecodeError:
         raise InvalidInput("control messages are JSON objects with a 'type'") from None
     kind = message.get("type") if isinstance(message, dict) else None
     if kind == "start":
+        key = message.get("api_key")
+        caller = await authenticate(rag, f"Bearer {key}" if isinstance(key, str) else None)
+        names = list(message.get("collections") or []) + ([message["collection"]] if message.get("collection") else [])
+        caller.require("read", [str(n) for n in names])
         await session.start(message)
-    elif kind == "end":
+        return True
+    if not allowed:
+        raise Unauthorized("send a 'start' message (with 'api_key' when the server needs one) first")
+    if kind == "end":
         await session.end()
     elif kind == "ask":
         await session.ask_text(str(message.get("text") or ""))
@@ -123,6 +138,7 @@ async def _control(session: VoiceSession, text: str) -> None:
         await session.interrupt("cancelled")
     else:
         raise InvalidInput(f"unknown message type {kind!r}; one of start, end, ask, cancel")
+    return True
 
 
 # ---- OpenAI-compatible -------------------------------------------------------------------------------------
