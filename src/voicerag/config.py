@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(
         10.0, ge=0, description="verified keys are trusted this long before the store is asked again (revocation)"
     )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="other web origins trusted for the websocket and for changes"
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="origins given CORS access (off when empty)")
     require_api_key: bool = Field(
         False, description="every route but health needs a key (serve turns it on for a non-loopback address)"
     )

@@ -51,9 +51,13 @@ def test_voice_ask_returns_transcript_answer_sources_and_audio(base_url, questio
         assert "eiffel tower" in body["transcript"]["text"].lower()
         assert "1889" in body["answer"] and body["sources"][0]["document_id"] == "paris"
         assert {"stt", "retrieve", "tts_first_audio", "total"} <= set(body["timings_ms"])
-        audio = client.get(body["audio"]["url"])
+        url = body["audio"]["url"]
+        assert "1889" not in url and "eiffel" not in url.lower() and body["audio"]["expires_in_s"] == 600  # opaque
+        audio = client.get(url)
         assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
         assert abs(decode_audio(audio.content).size / 16000 - body["audio"]["seconds"]) < 0.1
+        unknown = client.get("/v1/voice/audio/not-a-real-token")
+        assert unknown.status_code == 404 and "expired" in unknown.json()["detail"]
         inline = client.post(
             "/v1/voice/ask",
             files={"file": ("q.wav", question_wav, "audio/wav")},

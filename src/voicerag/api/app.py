@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from voicerag.api.middleware import Admission, BodyLimit, RequestMetrics
+from voicerag.api.middleware import Admission, BodyLimit, RequestMetrics, SameOrigin
 from voicerag.api.problems import problem
 from voicerag.app import VoiceRAG
 from voicerag.config import Settings
@@ -62,6 +62,16 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
         Admission, paths=QUERY_PATHS, inflight=config.max_inflight_requests, queued=config.max_queued_requests
     )
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes)
+    app.add_middleware(SameOrigin, allowed=tuple(config.allowed_origins + config.cors_origins))
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
     @app.exception_handler(VoiceRAGError)
     async def _voicerag_error(request: Request, exc: VoiceRAGError) -> JSONResponse:

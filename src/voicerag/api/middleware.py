@@ -133,3 +133,56 @@ class Admission:
             "waiting": self.waiting,
             "refused": self.refused,
         }
+
+
+class SameOrigin:
+    """Refuses what a web page on another site could make a browser send:
+
+    - websockets whose ``Origin`` is not this server's own or in ``allowed`` (a page elsewhere could otherwise
+      read documents through answers);
+    - when no key is needed, state-changing requests (POST, PUT, PATCH, DELETE) marked cross-site by the browser
+      (``Sec-Fetch-Site: cross-site``, or an ``Origin`` that is neither ours nor allowed). With keys, a
+      cross-site page has no key to send, so the key check refuses it instead.
+    Clients that are not browsers send no ``Origin`` and are not affected."""
+
+    UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]):
+        self.app = app
+        self.allowed = frozenset(o.rstrip("/") for o in allowed)
+
+    def _foreign(self, scope: Scope) -> str | None:
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/")
+        host = headers.get(b"host", b"").decode("latin-1")
+        scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+        own = {f"{scheme}://{host}", f"{'wss' if scheme == 'https' else 'ws'}://{host}"}
+        if origin and origin != "null" and origin not in own and origin not in self.allowed:
+            return origin
+        if origin == "null":
+            return origin
+        if scope["type"] == "http" and headers.get(b"sec-fetch-site") == b"cross-site":
+            return origin or "another site"
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            foreign = self._foreign(scope)
+            if foreign is not None:
+                await send({"type": "websocket.close", "code": 4403, "reason": f"origin {foreign} is not allowed"})
+                return
+        elif scope["type"] == "http" and scope["method"] in self.UNSAFE:
+            foreign = self._foreign(scope)
+            if foreign is not None and not await _keys_required(scope):
+                detail = (
+                    f"a cross-site request from {foreign} was refused: without API keys this server only accepts "
+                    "changes from its own pages (VOICERAG_ALLOWED_ORIGINS lists other sites to trust)"
+                )
+                await problem(403, "Forbidden", detail)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _keys_required(scope: Scope) -> bool:
+    rag = scope["app"].state.rag
+    return bool(rag.settings.require_api_key or await rag.keys.any_active())

@@ -8,13 +8,13 @@ import json
 import logging
 import time
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicerag.api.routes import Caller, Rag, authenticate, get_principal
+from voicerag.cache import CLIP_TTL_S
 from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
 from voicerag.speech.tts import Speech
@@ -67,9 +67,18 @@ async def voice_ask(
     if inline_audio:
         audio["base64"] = base64.b64encode(encode_audio(speech.pcm, speech.sample_rate, audio_format)).decode()
     else:
-        audio["url"] = "/v1/voice/speech?" + urlencode({"text": answer["answer"], "format": audio_format})
+        audio["url"] = f"/v1/voice/audio/{await rag.speech.keep_clip(speech)}?format={audio_format}"
+        audio["expires_in_s"] = CLIP_TTL_S
     timings["total"] = round((time.perf_counter() - started) * 1000, 3)
     return {"transcript": transcript.to_json(), **answer, "audio": audio, "timings_ms": timings}
+
+
+@router.get("/v1/voice/audio/{token}", tags=["voice"])
+async def voice_audio(
+    rag: Rag, token: Annotated[str, Path(max_length=64)], format: Annotated[AudioFormat, Query()] = "wav"
+) -> Response:
+    """An answer's audio from /v1/voice/ask (``audio.url``): an opaque link that works for 10 minutes."""
+    return _audio_response(await rag.speech.clip(token), format)
 
 
 @router.get("/v1/voice/speech", tags=["voice"])

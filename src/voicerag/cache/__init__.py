@@ -8,7 +8,7 @@ from voicerag.cache.tiers import CacheTier, FileTier, MemoryTier, RedisTier, SQL
 from voicerag.config import Settings
 from voicerag.pools import Pools
 
-MEMORY_SHARES = {"embedding": 0.25, "search": 0.15, "answer": 0.15, "tts": 0.35, "stt": 0.10}
+MEMORY_SHARES = {"embedding": 0.25, "search": 0.15, "answer": 0.15, "tts": 0.30, "stt": 0.10, "clip": 0.05}
 
 # Which tiers earn their place, per policy (measured by ``voicerag bench``: a miss must cost at most 5% more
 # than no cache). A query embedding or a search result costs a few milliseconds to compute, about what a SQL
@@ -20,7 +20,9 @@ TIERS_BY_POLICY: dict[str, tuple[str, ...]] = {
     "answer": ("memory", "redis"),
     "stt": ("memory", "redis", "sql"),
     "tts": ("memory", "disk"),
+    "clip": ("memory", "redis"),  # answer audio behind an opaque, short-lived URL (any replica can serve it)
 }
+CLIP_TTL_S = 600
 
 
 def policies_from(settings: Settings) -> dict[str, Policy]:
@@ -30,6 +32,7 @@ def policies_from(settings: Settings) -> dict[str, Policy]:
         "answer": settings.cache_ttl_answer_s,
         "tts": settings.cache_ttl_tts_s,
         "stt": settings.cache_ttl_stt_s,
+        "clip": CLIP_TTL_S,
     }
     tiers = TIERS_BY_POLICY
     return {name: Policy(name, ttl[name], MEMORY_SHARES[name], tiers[name]) for name in POLICY_NAMES}

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 KEY_VERSION = "vr1"  # bump when a value format changes, so old entries are never read wrongly
 
-POLICY_NAMES = ("embedding", "search", "answer", "tts", "stt")
+POLICY_NAMES = ("embedding", "search", "answer", "tts", "stt", "clip")
 
 
 @dataclass(frozen=True)
@@ -144,10 +144,12 @@ class TieredCache:
         finally:
             self._inflight.pop(key, None)
 
-    async def get(self, policy_name: str, key_parts: Any, decode: Callable[[bytes], T] = Codec.decode) -> T | None:
-        """Read only; None on a miss."""
+    async def get(
+        self, policy_name: str, key_parts: Any, decode: Callable[[bytes], T] = Codec.decode, *, always: bool = False
+    ) -> T | None:
+        """Read only; None on a miss. ``always``: also when caching is off (the entry is the only copy)."""
         policy = self.policies[policy_name]
-        if not self.enabled:
+        if not self.enabled and not always:
             return None
         found = await self._read(policy, make_key(policy_name, key_parts), decode, ())
         return None if found is None else found[0]
@@ -159,8 +161,11 @@ class TieredCache:
         value: T,
         encode: Callable[[T], bytes] = Codec.encode,
         tags: tuple[str, ...] = (),
+        *,
+        always: bool = False,
     ) -> None:
-        if self.enabled:
+        """Write to the policy's tiers. ``always``: also when caching is off (the entry is the only copy)."""
+        if self.enabled or always:
             policy = self.policies[policy_name]
             await self._write(policy, make_key(policy_name, key_parts), encode(value), tags)
 

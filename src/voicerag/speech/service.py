@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import Settings
 from voicerag.documents.chunking import split_sentences
-from voicerag.errors import InvalidInput
+from voicerag.errors import InvalidInput, NotFound
 from voicerag.metrics import Metrics
 from voicerag.pools import Pools
 from voicerag.speech.audio import Limits, decode_audio
@@ -188,6 +189,18 @@ class SpeechService:
             producer.cancel()
             if timings is not None:
                 timings["tts"] = round((time.perf_counter() - started) * 1000, 3)
+
+    async def keep_clip(self, speech: Speech) -> str:
+        """Keep an answer's audio for a few minutes under a random token (its URL says nothing of the text)."""
+        token = secrets.token_urlsafe(16)
+        await self.cache.set("clip", (token,), speech, encode=_speech_to_bytes, always=True)
+        return token
+
+    async def clip(self, token: str) -> Speech:
+        speech = await self.cache.get("clip", (token,), decode=_speech_from_bytes, always=True)
+        if speech is None:
+            raise NotFound("this audio link has expired (answer audio is kept for 10 minutes); ask again")
+        return speech
 
     async def speak(self, text: str, timings: dict[str, float] | None = None, speed: float | None = None) -> Speech:
         """All of ``text`` as one piece of audio (at the first sentence's sample rate)."""
