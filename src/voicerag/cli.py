@@ -122,11 +122,21 @@ def serve(
     console.print(f"VoiceRAG on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     logs = settings.access_log if access_log is None else access_log
     if workers > 1:
-        uvicorn.run("voicerag.api.asgi:app", host=host, port=port, workers=workers, log_level="info", access_log=logs)
+        uvicorn.run(
+            "voicerag.api.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=logs,
+            timeout_graceful_shutdown=10,
+        )
     else:
         from voicerag.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=logs)
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level="info", access_log=logs, timeout_graceful_shutdown=10
+        )
 
 
 @app.command()

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=10)
     max_k: int = Field(100, ge=1, le=1000)
     max_documents_per_request: int = Field(1000, ge=1)
+    max_embedding_inputs: int = Field(256, ge=1, description="/v1/embeddings: inputs per request")
+    max_embedding_chars: int = Field(200_000, ge=1, description="/v1/embeddings: characters per request")
+    max_speech_chars: int = Field(3000, ge=1, description="text to speak per request (about 3 minutes of speech)")
     ingest_batch_docs: int = Field(
         256, ge=1, le=100_000, description="documents per ingest transaction: bounds memory and what a crash loses"
     )
@@ -156,6 +159,10 @@ class Settings(BaseSettings):
         default_factory=list, description="other web origins trusted for the websocket and for changes"
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins given CORS access (off when empty)")
+    rate_limit_per_s: float = Field(
+        0, ge=0, description="requests per second per key (per address without keys); 0: off"
+    )
+    rate_limit_burst: int = Field(50, ge=1, description="requests a caller may make at once above its rate")
     require_api_key: bool = Field(
         False, description="every route but health needs a key (serve turns it on for a non-loopback address)"
     )

@@ -51,3 +51,12 @@ class Unauthorized(VoiceRAGError):
 class Forbidden(VoiceRAGError):
     status = 403
     title = "Forbidden"
+
+
+class TooManyRequests(VoiceRAGError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: float):
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

@@ -77,3 +77,22 @@ def test_f6_docx_zip_bomb_is_refused_and_nothing_is_lost(client) -> None:
     assert response.status_code == 413 and "expands to" in response.json()["detail"]
     docs = client.get("/v1/collections/kb/documents").json()["documents"]
     assert sorted(d["id"] for d in docs) == ["cats", "paris", "python"]
+
+
+def test_streamed_upload_without_length_gets_413_and_work_is_bounded(client) -> None:
+    def chunks():
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\n\r\n'
+        for _ in range(8):
+            yield b"a" * (1024 * 1024)  # 8 MB against a 5 MB limit, with no Content-Length
+        yield b"\r\n--b--\r\n"
+
+    response = client.post(
+        "/v1/collections/kb/files", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 413 and "VOICERAG_MAX_UPLOAD_MB" in response.json()["detail"]
+    many = client.post("/v1/embeddings", json={"input": ["word"] * 257})
+    assert many.status_code == 413 and "at most 256" in many.json()["detail"]
+    long = client.post("/v1/embeddings", json={"input": ["word " * 50_000]})
+    assert long.status_code == 413 and "characters" in long.json()["detail"]
+    speech = client.get("/v1/voice/speech", params={"text": "Words to say. " * 300})
+    assert speech.status_code == 413 and "VOICERAG_MAX_SPEECH_CHARS" in speech.json()["detail"]

@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voicerag.api.middleware import Admission, BodyLimit, RequestMetrics, SameOrigin
 from voicerag.api.problems import problem
+from voicerag.api.ratelimit import RateLimiter
 from voicerag.app import VoiceRAG
 from voicerag.config import Settings
-from voicerag.errors import VoiceRAGError
+from voicerag.errors import TooManyRequests, VoiceRAGError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
         lifespan=lifespan,
     )
     config = settings or (rag.settings if rag else Settings())
+    app.state.limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst)
     app.add_middleware(RequestMetrics)
     app.add_middleware(
         Admission, paths=QUERY_PATHS, inflight=config.max_inflight_requests, queued=config.max_queued_requests
@@ -75,7 +77,10 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
 
     @app.exception_handler(VoiceRAGError)
     async def _voicerag_error(request: Request, exc: VoiceRAGError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail)
+        response = problem(exc.status, exc.title, exc.detail)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = RateLimiter.retry_after_header(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

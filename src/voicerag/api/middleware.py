@@ -4,6 +4,7 @@ metrics, and admission control for the query routes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -27,21 +28,30 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > self.limit:
             await self._refuse(scope, receive, send, int(length))
             return
-        seen = 0
+        seen = exceeded = 0
+        started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    exceeded = seen
                     raise _TooLarge(seen)
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge as exc:
-            await self._refuse(scope, receive, send, exc.size)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if exceeded:  # the body parser turned our error into a 400 of its own: answer 413 below instead
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):  # answered below
+            await self.app(scope, limited, guarded)
+        if exceeded and not started:
+            await self._refuse(scope, receive, send, exceeded)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         response = problem(

@@ -60,8 +60,17 @@ async def embeddings(body: EmbeddingsIn, rag: Rag) -> dict[str, Any]:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or any(not isinstance(t, str) or not t for t in texts):
         raise InvalidInput("input must be a non-empty string or a list of non-empty strings")
-    if len(texts) > 2048:
-        raise TooLarge(f"{len(texts)} inputs; at most 2048 per request")
+    limits = rag.settings
+    if len(texts) > limits.max_embedding_inputs:
+        raise TooLarge(
+            f"{len(texts)} inputs; at most {limits.max_embedding_inputs} per request (VOICERAG_MAX_EMBEDDING_INPUTS)"
+        )
+    total = sum(len(t) for t in texts)
+    if total > limits.max_embedding_chars:
+        raise TooLarge(
+            f"the inputs hold {total} characters; at most {limits.max_embedding_chars} per request "
+            "(VOICERAG_MAX_EMBEDDING_CHARS; the model reads about the first 1,000 characters of each input)"
+        )
     if body.encoding_format not in (None, "float", "base64"):
         raise InvalidInput("encoding_format must be 'float' or 'base64'")
     vectors = await rag.embed(texts)

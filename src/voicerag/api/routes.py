@@ -43,7 +43,13 @@ async def authenticate(rag: VoiceRAG, authorization: str | None) -> Principal:
 
 
 async def get_principal(request: Request, rag: Rag) -> Principal:
-    return await authenticate(rag, request.headers.get("authorization"))
+    """The caller, authenticated and within its rate limit."""
+    principal = await authenticate(rag, request.headers.get("authorization"))
+    caller = (
+        principal.name if principal is not ANONYMOUS else f"address {request.client.host if request.client else '?'}"
+    )
+    request.app.state.limiter.take(caller)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(get_principal)]

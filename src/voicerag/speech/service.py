@@ -16,7 +16,7 @@ import numpy as np
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import Settings
 from voicerag.documents.chunking import split_sentences
-from voicerag.errors import InvalidInput, NotFound
+from voicerag.errors import InvalidInput, NotFound, TooLarge
 from voicerag.metrics import Metrics
 from voicerag.pools import Pools
 from voicerag.speech.audio import Limits, decode_audio
@@ -26,7 +26,6 @@ from voicerag.validation import plain_text
 
 _CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
 MAX_SPOKEN_SENTENCE = 200  # longer sentences are cut at a comma or a space: the first audio comes sooner
-MAX_SPEECH_CHARS = 10_000
 
 
 def spoken_sentences(text: str) -> list[str]:
@@ -137,8 +136,11 @@ class SpeechService:
     def check_text(self, text: str) -> list[str]:
         if not text or not text.strip():
             raise InvalidInput("the text to speak is empty; send non-empty 'input'")
-        if len(text) > MAX_SPEECH_CHARS:
-            raise InvalidInput(f"the text to speak is {len(text)} characters; at most {MAX_SPEECH_CHARS} are accepted")
+        limit = self.settings.max_speech_chars
+        if len(text) > limit:
+            raise TooLarge(
+                f"the text to speak is {len(text)} characters; at most {limit} are accepted (VOICERAG_MAX_SPEECH_CHARS)"
+            )
         plain_text(text, "the text to speak")
         sentences = spoken_sentences(text)
         if not sentences:
