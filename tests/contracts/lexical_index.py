@@ -48,6 +48,13 @@ class LexicalIndexContract:
             assert len(ids) == 0 and len(scores) == 0, query
         assert len(self.make().search("dogs", 5)[1]) == 0  # an empty index
 
+    def test_texts_without_searchable_words_are_indexed_and_counted(self) -> None:
+        index = self.make()
+        index.update(np.array([1, 2]), ["the of and", "x"], np.zeros(0, np.int64))
+        assert len(index) == 2 and len(index.search("the", 5)[1]) == 0
+        index.update(np.array([3]), ["dogs run"], np.zeros(0, np.int64))
+        assert index.search("dog", 5)[1].tolist() == [3]
+
     def test_k_limits_and_ties_are_stable(self) -> None:
         index = self.make()
         index.update(np.arange(10, 20), ["same words here"] * 10, np.zeros(0, np.int64))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -135,14 +134,6 @@ class Admission:
             await self.app(scope, receive, send)
         finally:
             self.slots.release()
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "inflight_limit": self.inflight,
-            "queue_limit": self.queued,
-            "waiting": self.waiting,
-            "refused": self.refused,
-        }
 
 
 class SameOrigin:

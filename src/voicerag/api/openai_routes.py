@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicerag.api.routes import Caller, Rag, get_principal
+from voicerag.api.schemas import SSE_RESPONSES, ChatCompletionOut, EmbeddingsOut, ModelsOut
 from voicerag.errors import InvalidInput, TooLarge
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(get_principal)])
@@ -44,7 +45,7 @@ class ChatIn(BaseModel):
 
 
 @router.get("/v1/models")
-async def models(rag: Rag, caller: Caller) -> dict[str, Any]:
+async def models(rag: Rag, caller: Caller) -> ModelsOut:
     """Each collection the key may read is a chat model; the embedder is an embedding model."""
     data = [
         {"id": c["name"], "object": "model", "created": 0, "owned_by": "voicerag"}
@@ -52,11 +53,11 @@ async def models(rag: Rag, caller: Caller) -> dict[str, Any]:
         if caller.can("read", c["name"])
     ]
     data.append({"id": rag.embedder.model_name, "object": "model", "created": 0, "owned_by": "voicerag"})
-    return {"object": "list", "data": data}
+    return ModelsOut.model_validate({"object": "list", "data": data})
 
 
 @router.post("/v1/embeddings")
-async def embeddings(body: EmbeddingsIn, rag: Rag) -> dict[str, Any]:
+async def embeddings(body: EmbeddingsIn, rag: Rag) -> EmbeddingsOut:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or any(not isinstance(t, str) or not t for t in texts):
         raise InvalidInput("input must be a non-empty string or a list of non-empty strings")
@@ -81,12 +82,14 @@ async def embeddings(body: EmbeddingsIn, rag: Rag) -> dict[str, Any]:
     else:
         items = [v.tolist() for v in vectors]
     tokens = sum(len(t.split()) for t in texts)
-    return {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(items)],
-        "model": rag.embedder.model_name,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    return EmbeddingsOut.model_validate(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(items)],
+            "model": rag.embedder.model_name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 def _question(messages: list[ChatMessage]) -> str:
@@ -100,7 +103,7 @@ def _question(messages: list[ChatMessage]) -> str:
     raise InvalidInput("messages must contain a user message with text")
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", response_model=ChatCompletionOut, responses=SSE_RESPONSES)
 async def chat_completions(body: ChatIn, rag: Rag, caller: Caller) -> Any:
     question = _question(body.messages)
     collections = [c for c in body.model.split("+") if c]

@@ -7,10 +7,27 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from voicerag.api.schemas import (
+    SSE_RESPONSES,
+    AnswerOut,
+    CollectionOut,
+    CollectionsOut,
+    CreatedCollectionOut,
+    DeletedDocumentOut,
+    DeletedOut,
+    DocumentDetailOut,
+    DocumentsOut,
+    IngestOut,
+    PolicyStatsOut,
+    ReadyOut,
+    RemovedOut,
+    SearchOut,
+    StatusOut,
+)
 from voicerag.app import VoiceRAG
 from voicerag.auth import ANONYMOUS, Principal
 from voicerag.documents.loaders import Document, load_bytes
@@ -95,12 +112,12 @@ class AskIn(_Query):
 
 
 @health.get("/healthz", tags=["health"])
-async def healthz() -> dict[str, str]:
+async def healthz() -> StatusOut:
     """The process is up."""
-    return {"status": "ok"}
+    return StatusOut(status="ok")
 
 
-@health.get("/readyz", tags=["health"])
+@health.get("/readyz", tags=["health"], response_model=ReadyOut, responses={503: {"model": ReadyOut}})
 async def readyz(rag: Rag) -> JSONResponse:
     """Ready when the database answers and every collection's indexes are loaded; pool figures."""
     checks = await rag.health()
@@ -111,7 +128,7 @@ async def readyz(rag: Rag) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", tags=["health"])
+@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
 async def metrics(rag: Rag, caller: Caller) -> Response:
     """Prometheus text format (admin scope)."""
     caller.require_admin()
@@ -122,39 +139,41 @@ async def metrics(rag: Rag, caller: Caller) -> Response:
 
 
 @router.get("/v1/collections", tags=["documents"])
-async def list_collections(rag: Rag, caller: Caller) -> dict[str, Any]:
+async def list_collections(rag: Rag, caller: Caller) -> CollectionsOut:
     """The collections the key may read."""
-    return {"collections": [c for c in await rag.list_collections() if caller.can("read", c["name"])]}
+    return CollectionsOut.model_validate(
+        {"collections": [c for c in await rag.list_collections() if caller.can("read", c["name"])]}
+    )
 
 
 @router.get("/v1/collections/{name}", tags=["documents"])
-async def get_collection(name: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def get_collection(name: str, rag: Rag, caller: Caller) -> CollectionOut:
     caller.require("read", [name])
     for c in await rag.list_collections():
         if c["name"] == name:
-            return c
+            return CollectionOut.model_validate(c)
     raise NotFound(f"collection {name!r} does not exist")
 
 
 @router.put("/v1/collections/{name}", tags=["documents"], status_code=201)
-async def create_collection(name: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def create_collection(name: str, rag: Rag, caller: Caller) -> CreatedCollectionOut:
     """Create an empty collection (ingesting into a missing one creates it too)."""
     caller.require("write", [name])
     from voicerag.retrieval.search import check_collection_name
 
     generation = await rag.store.ensure_collection(check_collection_name(name))
-    return {"name": name, "generation": generation}
+    return CreatedCollectionOut(name=name, generation=generation)
 
 
 @router.delete("/v1/collections/{name}", tags=["documents"])
-async def delete_collection(name: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def delete_collection(name: str, rag: Rag, caller: Caller) -> DeletedOut:
     caller.require("write", [name])
     await rag.delete_collection(name)
-    return {"deleted": name}
+    return DeletedOut(deleted=name)
 
 
 @router.post("/v1/collections/{name}/documents", tags=["documents"])
-async def add_documents(name: str, body: DocumentsIn, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def add_documents(name: str, body: DocumentsIn, rag: Rag, caller: Caller) -> IngestOut:
     """Add or replace documents given as JSON. Unchanged documents are skipped."""
     caller.require("write", [name])
     if len(body.documents) > rag.settings.max_documents_per_request:
@@ -162,7 +181,7 @@ async def add_documents(name: str, body: DocumentsIn, rag: Rag, caller: Caller) 
             f"{len(body.documents)} documents in one request; at most {rag.settings.max_documents_per_request}"
         )
     docs = [Document(d.id, d.text, d.title, d.metadata) for d in body.documents]
-    return (await rag.ingest(name, docs)).to_json()
+    return IngestOut.model_validate((await rag.ingest(name, docs)).to_json())
 
 
 @router.post("/v1/collections/{name}/files", tags=["documents"])
@@ -172,7 +191,7 @@ async def upload_files(
     caller: Caller,
     files: Annotated[list[UploadFile], File(description="txt, md, html, pdf, docx or jsonl files")],
     document_id: Annotated[str | None, Form(description="id for a single uploaded file")] = None,
-) -> dict[str, Any]:
+) -> IngestOut:
     """Upload files (multipart). Every file is parsed before anything is stored: one bad file stores nothing."""
     caller.require("write", [name])
     if document_id is not None and len(files) != 1:
@@ -182,7 +201,7 @@ async def upload_files(
         data = await upload.read()
         filename = upload.filename or "upload.txt"
         docs.extend(load_bytes(data, filename, doc_id=document_id or filename))
-    return (await rag.ingest(name, docs)).to_json()
+    return IngestOut.model_validate((await rag.ingest(name, docs)).to_json())
 
 
 @router.get("/v1/collections/{name}/documents", tags=["documents"])
@@ -192,40 +211,40 @@ async def list_documents(
     caller: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-) -> dict[str, Any]:
+) -> DocumentsOut:
     caller.require("read", [name])
-    return {"documents": await rag.list_documents(name, limit, offset)}
+    return DocumentsOut.model_validate({"documents": await rag.list_documents(name, limit, offset)})
 
 
 @router.get("/v1/collections/{name}/documents/{doc_id:path}", tags=["documents"])
-async def get_document(name: str, doc_id: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def get_document(name: str, doc_id: str, rag: Rag, caller: Caller) -> DocumentDetailOut:
     caller.require("read", [name])
-    return await rag.get_document(name, doc_id)
+    return DocumentDetailOut.model_validate(await rag.get_document(name, doc_id))
 
 
 @router.delete("/v1/collections/{name}/documents/{doc_id:path}", tags=["documents"])
-async def delete_document(name: str, doc_id: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def delete_document(name: str, doc_id: str, rag: Rag, caller: Caller) -> DeletedDocumentOut:
     caller.require("write", [name])
     generation = await rag.delete_documents(name, [doc_id])
-    return {"deleted": doc_id, "generation": generation}
+    return DeletedDocumentOut(deleted=doc_id, generation=generation)
 
 
 # ---- search and ask ----------------------------------------------------------------------------------------
 
 
 @router.post("/v1/search", tags=["query"])
-async def search(body: SearchIn, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def search(body: SearchIn, rag: Rag, caller: Caller) -> SearchOut:
     timings: dict[str, float] = {}
     caller.require("read", body.names())
     sources = await rag.pipeline.search(body.query, body.names(), body.mode, body.k, timings)
-    return {"results": [s.to_json() for s in sources], "timings_ms": timings}
+    return SearchOut.model_validate({"results": [s.to_json() for s in sources], "timings_ms": timings})
 
 
 def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-@router.post("/v1/ask", tags=["query"])
+@router.post("/v1/ask", tags=["query"], response_model=AnswerOut, responses=SSE_RESPONSES)
 async def ask(body: AskIn, rag: Rag, caller: Caller) -> Any:
     """A grounded answer with sources. With ``stream: true``, server-sent events: sources, delta, fallback,
     done (the whole answer), error."""
@@ -254,10 +273,10 @@ async def ask(body: AskIn, rag: Rag, caller: Caller) -> Any:
 
 
 @router.get("/v1/cache/stats", tags=["cache"])
-async def cache_stats(rag: Rag, caller: Caller) -> dict[str, Any]:
+async def cache_stats(rag: Rag, caller: Caller) -> dict[str, PolicyStatsOut]:
     """Per policy: hits, misses, hit rate and per-tier figures (admin scope)."""
     caller.require_admin()
-    return rag.cache.stats_json()
+    return {name: PolicyStatsOut.model_validate(s) for name, s in rag.cache.stats_json().items()}
 
 
 @router.delete("/v1/cache", tags=["cache"])
@@ -267,7 +286,7 @@ async def cache_clear(
     policy: str | None = None,
     collection: str | None = None,
     pattern: str | None = None,
-) -> dict[str, Any]:
+) -> RemovedOut:
     """Invalidate by policy, by collection, by key pattern (glob over ``vr1:POLICY:HASH``), or everything
     (admin scope)."""
     caller.require_admin()
@@ -277,9 +296,9 @@ async def cache_clear(
         )
     except KeyError:
         raise InvalidInput(f"unknown cache policy {policy!r}; one of {', '.join(rag.cache.policies)}") from None
-    return {"removed": removed}
+    return RemovedOut(removed=removed)
 
 
 @router.delete("/v1/cache/{policy}", tags=["cache"])
-async def cache_clear_policy(policy: str, rag: Rag, caller: Caller) -> dict[str, Any]:
+async def cache_clear_policy(policy: str, rag: Rag, caller: Caller) -> RemovedOut:
     return await cache_clear(rag, caller, policy=policy)

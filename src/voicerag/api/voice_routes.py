@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicerag.api.routes import Caller, Rag, authenticate, get_principal
+from voicerag.api.schemas import AUDIO_RESPONSES, TranscriptionOut, VoiceAnswerOut
 from voicerag.cache import CLIP_TTL_S
 from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
@@ -40,7 +41,7 @@ def _audio_response(speech: Speech, fmt: str) -> Response:
     return Response(encode_audio(speech.pcm, speech.sample_rate, fmt), media_type=CONTENT_TYPES[fmt], headers=headers)
 
 
-@router.post("/v1/voice/ask", tags=["voice"])
+@router.post("/v1/voice/ask", tags=["voice"], response_model=VoiceAnswerOut)
 async def voice_ask(
     rag: Rag,
     caller: Caller,
@@ -73,7 +74,7 @@ async def voice_ask(
     return {"transcript": transcript.to_json(), **answer, "audio": audio, "timings_ms": timings}
 
 
-@router.get("/v1/voice/audio/{token}", tags=["voice"])
+@router.get("/v1/voice/audio/{token}", tags=["voice"], response_class=Response, responses=AUDIO_RESPONSES)
 async def voice_audio(
     rag: Rag, token: Annotated[str, Path(max_length=64)], format: Annotated[AudioFormat, Query()] = "wav"
 ) -> Response:
@@ -81,7 +82,7 @@ async def voice_audio(
     return _audio_response(await rag.speech.clip(token), format)
 
 
-@router.get("/v1/voice/speech", tags=["voice"])
+@router.get("/v1/voice/speech", tags=["voice"], response_class=Response, responses=AUDIO_RESPONSES)
 async def voice_speech(
     rag: Rag,
     text: Annotated[str, Query(min_length=1)],
@@ -153,7 +154,12 @@ async def _control(rag: Any, session: VoiceSession, text: str, allowed: bool) ->
 # ---- OpenAI-compatible -------------------------------------------------------------------------------------
 
 
-@router.post("/v1/audio/transcriptions", tags=["openai"])
+@router.post(
+    "/v1/audio/transcriptions",
+    tags=["openai"],
+    response_model=TranscriptionOut,
+    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+)
 async def transcriptions(
     rag: Rag,
     file: Annotated[UploadFile, File()],
@@ -202,7 +208,7 @@ class SpeechIn(BaseModel):
     speed: float = Field(1.0, ge=0.25, le=4.0)
 
 
-@router.post("/v1/audio/speech", tags=["openai"])
+@router.post("/v1/audio/speech", tags=["openai"], response_class=Response, responses=AUDIO_RESPONSES)
 async def speech(body: SpeechIn, rag: Rag) -> Response:
     """OpenAI's speech endpoint, spoken by the configured voice (``voice`` and ``model`` are accepted as is)."""
     return _audio_response(await rag.speech.speak(body.input, speed=body.speed), body.response_format)

@@ -122,6 +122,8 @@ class BM25Index:
                 slots.append(slot)
                 tfs.append(tf)
         self._slots = first + len(ids)
+        if not terms:  # nothing searchable in these texts (digits alone, stopwords): slots, no postings
+            return
         term_arr = np.asarray(terms, np.int64)
         order = np.argsort(term_arr, kind="stable")
         term_arr = term_arr[order]

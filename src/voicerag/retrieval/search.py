@@ -327,7 +327,12 @@ class Retriever:
                 state.dense.add(new.ids, new.vectors)
             state.lexical.update(new.ids, new.texts, removed)
 
-        await asyncio.to_thread(update)
+        try:
+            await asyncio.to_thread(update)
+        except Exception:  # the write is committed: rebuild from the store while this state keeps serving
+            log.exception("applying generation %d to %r failed; reloading it from the store", generation, state.name)
+            self._reload_in_background(state)
+            return
         if state.rebuild_task is not None:
             vectors = new.vectors if new.vectors is not None else np.zeros((0, self.dim), np.float32)
             state.pending.append((removed, new.ids, vectors))

@@ -1,0 +1,207 @@
+"""What each route answers: declared models, so the OpenAPI schema says what comes back and responses are
+checked and serialised by pydantic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StatusOut(Out):
+    status: str
+
+
+class ReadyOut(Out):
+    status: str
+    checks: dict[str, dict[str, Any]]
+    pools: dict[str, Any]
+
+
+class CollectionOut(Out):
+    name: str
+    generation: int
+    created_at: str | None
+    documents: int
+    chunks: int
+
+
+class CollectionsOut(Out):
+    collections: list[CollectionOut]
+
+
+class CreatedCollectionOut(Out):
+    name: str
+    generation: int
+
+
+class DeletedOut(Out):
+    deleted: str
+
+
+class DeletedDocumentOut(Out):
+    deleted: str
+    generation: int
+
+
+class IngestOut(Out):
+    collection: str
+    documents: int
+    added: int
+    updated: int
+    unchanged: int
+    chunks: int
+    seconds: float
+    generation: int
+    docs_per_s: float
+    chunks_per_s: float
+
+
+class DocumentOut(Out):
+    id: str
+    collection: str
+    title: str
+    metadata: dict[str, Any]
+    chars: int
+    chunks: int
+    content_hash: str
+    updated_at: str
+
+
+class DocumentDetailOut(DocumentOut):
+    chunk_texts: list[str]
+
+
+class DocumentsOut(Out):
+    documents: list[DocumentOut]
+
+
+class SourceOut(Out):
+    n: int
+    document_id: str
+    chunk_id: int
+    collection: str
+    title: str
+    score: float
+    text: str
+    start: int
+    end: int
+    dense_score: float | None = None
+    lexical_score: float | None = None
+    quote: str | None = None
+    quote_start: int | None = None
+    quote_end: int | None = None
+
+
+class SearchOut(Out):
+    results: list[SourceOut]
+    timings_ms: dict[str, float]
+
+
+class AnswerOut(Out):
+    answer: str
+    sources: list[SourceOut]
+    generator: str
+    fallback: bool
+    fallback_reason: str | None
+    timings_ms: dict[str, float]
+    cached: bool
+    semantic_similarity: float | None
+
+
+class RemovedOut(Out):
+    removed: dict[str, int]
+
+
+class PolicyStatsOut(Out):
+    hits: int
+    misses: int
+    hit_rate: float
+    computes: int
+    coalesced: int
+    corrupt: int
+    ttl_s: float
+    tiers: dict[str, dict[str, Any]]
+
+
+class TranscriptOut(Out):
+    text: str
+    language: str | None
+    duration_s: float
+    model: str
+    segments: list[dict[str, Any]]
+    seconds: float
+    cached: bool
+    fallback: bool
+
+
+class AudioOut(Out):
+    format: str
+    sample_rate: int
+    seconds: float
+    url: str | None = None
+    expires_in_s: int | None = None
+    base64: str | None = None
+
+
+class VoiceAnswerOut(AnswerOut):
+    transcript: TranscriptOut
+    audio: AudioOut
+
+
+class ModelOut(Out):
+    id: str
+    object: str
+    created: int
+    owned_by: str
+
+
+class ModelsOut(Out):
+    object: str
+    data: list[ModelOut]
+
+
+class EmbeddingOut(Out):
+    object: str
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingsOut(Out):
+    object: str
+    data: list[EmbeddingOut]
+    model: str
+    usage: dict[str, int]
+
+
+class ChatCompletionOut(BaseModel):
+    """OpenAI's chat.completion, with the sources and VoiceRAG's own figures alongside."""
+
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    usage: dict[str, int]
+    sources: list[SourceOut]
+    voicerag: dict[str, Any]
+
+
+class TranscriptionOut(BaseModel):
+    """OpenAI's transcription (``json``); ``verbose_json`` adds language, duration and segments."""
+
+    text: str
+    task: str | None = None
+    language: str | None = None
+    duration: float | None = None
+    segments: list[dict[str, Any]] | None = None
+
+
+AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {t: {} for t in ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac", "audio/aac")}}
+}
+SSE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
