@@ -68,7 +68,8 @@ async def test_remote_embedder_retries_and_batches(provider, make_settings, fact
     async with await VoiceRAG.open(settings) as rag:
         report = await rag.ingest("kb", facts)
         assert report.chunks == 3
-        assert rag.pools.http_stats.retries == 1
+        assert behaviour.fail_times == 0  # the 503 was answered...
+        assert rag.pools.http_stats.retries >= 1  # ...and retried (a busy machine may add a connection retry)
         assert all(len(r["input"]) <= 2 for r in behaviour.requests)
         results = await rag.search("cats", ["kb"], mode="dense")
         assert len(results) == 3
