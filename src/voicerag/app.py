@@ -27,7 +27,7 @@ from voicerag.metrics import Metrics
 from voicerag.pipeline import Pipeline
 from voicerag.pools import Pools
 from voicerag.retrieval.embedder import Embedder, create_embedder
-from voicerag.retrieval.index import IndexParams, choose_kind
+from voicerag.retrieval.index import DenseBackend, FaissBackend, IndexParams
 from voicerag.retrieval.search import Retriever
 from voicerag.retrieval.worker import RetrievalWorker
 from voicerag.speech.service import SpeechService
@@ -81,7 +81,9 @@ class VoiceRAG:
             cpu_limit = asyncio.Semaphore(settings.cpu_concurrency)
             embedder = await asyncio.to_thread(create_embedder, settings, pools, cpu_limit)
             metrics = Metrics()
-            retriever = build_retriever(settings, store, embedder, metrics.replica_sync.labels(metrics.worker).observe)
+            retriever = await build_retriever(
+                settings, pools, store, embedder, metrics.replica_sync.labels(metrics.worker).observe
+            )
             cache = build_cache(settings, pools)
             extractive = ExtractiveGenerator(settings.answer_sentences)
             generator: Generator = OpenAIChatGenerator(settings, pools) if settings.generator == "llm" else extractive
@@ -195,26 +197,29 @@ class VoiceRAG:
         return await self.pools.health()
 
 
-def build_retriever(
-    settings: Settings, store: SQLDocumentStore, embedder: Embedder, observe_sync: Callable[[float], None]
+async def build_retriever(
+    settings: Settings, pools: Pools, store: SQLDocumentStore, embedder: Embedder, observe_sync: Callable[[float], None]
 ) -> Retriever:
-    """The read model with its change feed and batching worker, from Settings."""
+    """The read model with its change feed, dense backend and batching worker, from Settings."""
     s = settings
     worker = RetrievalWorker(
         embedder.embed, embedder.embed_sync, s.retrieval_workers, s.retrieval_max_batch, s.candidates, s.rrf_k
     )
-    params = IndexParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.ivf_nprobe)
+    backend: DenseBackend
+    if s.vector_backend == "pgvector":
+        from voicerag.retrieval.pgvector_index import PgVectorBackend, create_vector_schema
 
-    def kind_for(count: int) -> str:
-        return choose_kind(s.index_type, count, embedder.dim, s.hnsw_threshold, s.index_memory_budget_mb, s.hnsw_m)
-
+        await create_vector_schema(pools.engine, embedder.dim, s.hnsw_m, s.hnsw_ef_construction)
+        backend = PgVectorBackend(pools.engine, asyncio.get_running_loop(), embedder.dim, s.hnsw_ef_search)
+    else:
+        params = IndexParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.ivf_nprobe)
+        backend = FaissBackend(embedder.dim, params, s.index_type, s.hnsw_threshold, s.index_memory_budget_mb)
     return Retriever(
         store,
         create_feed(s.resolved_database_url, s.sqlite_poll_interval_ms / 1000),
         worker,
         embedder.dim,
-        params,
-        kind_for,
+        backend,
         s.data_dir / "indexes",
         int(s.read_model_text_mb * 1024 * 1024),
         s.index_save_interval_s,

@@ -28,6 +28,11 @@ cache_app = typer.Typer(help="Cache statistics and invalidation.", no_args_is_he
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(cache_app, name="cache")
+postgres_app = typer.Typer(
+    help="A local PostgreSQL with pgvector under DATA_DIR/postgres (pip install 'voicerag[pgvector]').",
+    no_args_is_help=True,
+)
+app.add_typer(postgres_app, name="postgres")
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -291,6 +296,47 @@ def config_recommend(
     )
     for reason in rec.reasons:
         out.print(f"  - {reason}")
+
+
+# ---- postgres ------------------------------------------------------------------------------------------------
+
+
+def _postgres(action: str, as_json: bool) -> None:
+    from voicerag import postgres
+    from voicerag.errors import VoiceRAGError
+
+    settings = _settings()
+    try:
+        info = getattr(postgres, action)(settings.data_dir)
+    except VoiceRAGError as exc:
+        console.print(exc.detail)
+        raise typer.Exit(1) from None
+    if as_json:
+        _print_json({"url": info["url"], "running": info["running"], "pgdata": info["pgdata"]})
+        return
+    if info["running"]:
+        out.print(f"PostgreSQL with pgvector runs in {info['pgdata']} (pid {info['pid']})")
+        out.print(f"export VOICERAG_DATABASE_URL='{info['url']}'  # add VOICERAG_VECTOR_BACKEND=pgvector to use it")
+    else:
+        out.print(f"PostgreSQL in {info['pgdata']} is not running")
+
+
+@postgres_app.command("start")
+def postgres_start(as_json: JsonFlag = False) -> None:
+    """Start it (created on first use); prints the URL for VOICERAG_DATABASE_URL."""
+    _postgres("start", as_json)
+
+
+@postgres_app.command("status")
+def postgres_status(as_json: JsonFlag = False) -> None:
+    """Whether it runs, and its URL."""
+    _postgres("status", as_json)
+
+
+@postgres_app.command("stop")
+def postgres_stop(as_json: JsonFlag = False) -> None:
+    """Stop it (its data stays for the next start)."""
+    _postgres("stop", as_json)
 
 
 # ---- keys --------------------------------------------------------------------------------------------------

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(2, ge=1, le=64)
 
     # index and search
+    vector_backend: Literal["faiss", "pgvector"] = Field(
+        "faiss", description="faiss: an index in each process; pgvector: one shared index in the PostgreSQL store"
+    )
     index_type: IndexType = "auto"
     hnsw_threshold: int = Field(20_000, ge=0, description="auto: FLAT below this many vectors, HNSW above")
     index_memory_budget_mb: float = Field(4096, gt=0, description="auto: IVF when HNSW would exceed this")
@@ -249,6 +252,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"chunk_overlap_words ({self.chunk_overlap_words}) must be smaller than "
                 f"chunk_words ({self.chunk_words})"
+            )
+        if self.vector_backend == "pgvector" and not (self.database_url or "").startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                "vector_backend pgvector needs a PostgreSQL store with the pgvector extension: set database_url "
+                "(voicerag postgres start gives one)"
             )
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(

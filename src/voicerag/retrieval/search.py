@@ -29,7 +29,7 @@ from voicerag.config import SearchMode
 from voicerag.documents.changes import ChangeFeed
 from voicerag.documents.store import ChunkRows, DocumentStore, WriteResult
 from voicerag.errors import InvalidInput, NotFound
-from voicerag.retrieval.index import IndexParams, VectorIndex, build_index
+from voicerag.retrieval.index import DenseBackend, VectorIndex, blocking_io
 from voicerag.retrieval.lexical import BM25Index
 from voicerag.retrieval.snapshot import load_snapshot, save_snapshot
 from voicerag.retrieval.worker import Hit, RetrievalWorker, SearchJob, Target
@@ -88,8 +88,7 @@ class Retriever:
         feed: ChangeFeed,
         worker: RetrievalWorker,
         dim: int,
-        params: IndexParams,
-        choose_kind: Callable[[int], str],
+        backend: DenseBackend,
         index_dir: Path,
         text_budget_bytes: int,
         save_interval_s: float,
@@ -99,8 +98,7 @@ class Retriever:
         self.feed = feed
         self.worker = worker
         self.dim = dim
-        self.params = params
-        self.choose_kind = choose_kind
+        self.backend = backend
         self.index_dir = index_dir
         self.text_budget_bytes = text_budget_bytes
         self.save_interval_s = save_interval_s
@@ -180,7 +178,7 @@ class Retriever:
             if state is not None:
                 return state
             generation = await self.generation(name)  # before the rows: the state is never older than its label
-            snapshot = await asyncio.to_thread(load_snapshot, self.index_dir / name, self.dim, self.params)
+            snapshot = await asyncio.to_thread(load_snapshot, self.index_dir / name, self.backend)
             rows = await self.store.chunk_rows(name, None, None if snapshot else self.dim)
             if snapshot is None:
                 dense, lexical = await asyncio.to_thread(self._build, name, rows)
@@ -197,9 +195,9 @@ class Retriever:
 
     def _build(self, name: str, rows: ChunkRows) -> tuple[VectorIndex, BM25Index]:
         """Both indexes from stored chunks (embeddings are stored; only the texts are tokenised)."""
-        kind = self.choose_kind(len(rows))
+        kind = self.backend.kind_for(len(rows))
         log.info("building %s index for %r from %d stored chunks", kind, name, len(rows))
-        dense = build_index(kind, self.dim, self.params, rows.ids, rows.vectors)
+        dense = self.backend.build(name, kind, rows.ids, rows.vectors)
         lexical = BM25Index()
         lexical.update(rows.ids, rows.texts, np.zeros(0, np.int64))
         return dense, lexical
@@ -359,7 +357,9 @@ class Retriever:
     # ---- dense index kind -------------------------------------------------------------------------------
 
     def _maybe_rebuild(self, state: CollectionState) -> None:
-        target = self.choose_kind(len(state.dense))
+        if blocking_io(state.dense):  # a shared index (pgvector) is never rebuilt by a replica
+            return
+        target = self.backend.kind_for(len(state.dense))
         if state.rebuild_task is None and (target != state.dense.kind or state.dense.needs_rebuild):
             state.rebuild_task = asyncio.create_task(self._rebuild(state, target))
 
@@ -368,7 +368,7 @@ class Retriever:
         try:
             log.info("rebuilding %r as %s (%d vectors) in the background", state.name, kind, len(state.dense))
             ids, vectors = await asyncio.to_thread(state.dense.snapshot)
-            fresh = await asyncio.to_thread(build_index, kind, self.dim, self.params, ids, vectors)
+            fresh = await asyncio.to_thread(self.backend.build, state.name, kind, ids, vectors)
             async with state.sync:
                 for removed, added, added_vectors in state.pending:
                     fresh.remove(removed)
@@ -423,6 +423,11 @@ class Retriever:
         """Wait for background rebuilds and reloads (tests, shutdown)."""
         tasks = [s.rebuild_task for s in self._states.values() if s.rebuild_task is not None]
         await asyncio.gather(*tasks, *self._background, return_exceptions=True)
+
+    async def drop(self, name: str) -> None:
+        """This process deleted the collection: forget it and drop what its backend keeps elsewhere."""
+        self.forget(name)
+        await self.backend.drop(name)
 
     def forget(self, name: str) -> None:
         """Drop a deleted collection from memory and disk."""

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicerag.retrieval.index import IndexParams, VectorIndex, load_index
+from voicerag.retrieval.index import DenseBackend, VectorIndex
 from voicerag.retrieval.lexical import BM25Index
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,13 @@ def _remove_superseded(directory: Path, keep: set[str]) -> None:
             continue
 
 
-def load_snapshot(directory: Path, dim: int, params: IndexParams) -> Snapshot | None:
+def load_snapshot(directory: Path, backend: DenseBackend) -> Snapshot | None:
     """The saved indexes, or None when there are none or they cannot be read (the caller rebuilds)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
         if manifest.get("format") != FORMAT:
             return None
-        dense = load_index(directory / manifest["dense"]["file"], manifest["dense"], dim, params)
+        dense = backend.load(directory.name, directory / manifest["dense"]["file"], manifest["dense"])
         lexical = BM25Index.load(directory / manifest["lexical"]["file"])
         return Snapshot(int(manifest["generation"]), dense, lexical)
     except FileNotFoundError:

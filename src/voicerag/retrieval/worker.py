@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicerag.config import SearchMode
-from voicerag.retrieval.index import VectorIndex
+from voicerag.retrieval.index import VectorIndex, blocking_io
 from voicerag.retrieval.lexical import BM25Index
 
 
@@ -161,7 +161,13 @@ class RetrievalWorker:
                 try:
                     if self.embed_sync is None:
                         await self._embed_remote(jobs)
-                    if len(jobs) == 1 and jobs[0].mode == "dense" and jobs[0].vector is not None:
+                    job = jobs[0]
+                    if (
+                        len(jobs) == 1
+                        and job.mode == "dense"
+                        and job.vector is not None
+                        and not any(blocking_io(t.dense) for t in job.targets)
+                    ):
                         self._run(jobs)  # one ANN lookup takes well under a millisecond: a hop would double it
                     else:
                         await asyncio.to_thread(self._run, jobs)
