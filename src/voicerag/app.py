@@ -23,6 +23,7 @@ from voicerag.documents.changes import create_feed
 from voicerag.documents.loaders import Document, load_paths
 from voicerag.documents.store import SQLDocumentStore
 from voicerag.ingestion import Ingestor, IngestReport, Progress
+from voicerag.jobs.store import Job, JobStore
 from voicerag.metrics import Metrics
 from voicerag.pipeline import Pipeline
 from voicerag.pools import Pools
@@ -66,6 +67,7 @@ class VoiceRAG:
         self.bus: InvalidationBus | None = None
         self.ready = False
         self.keys = ApiKeys(pools.engine, settings.api_key_cache_s)
+        self.jobs = JobStore(pools.engine)
         self._sync_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -147,6 +149,24 @@ class VoiceRAG:
         if report.added or report.updated:
             await self._after_write(collection, report.generation)
         return report
+
+    async def enqueue_ingest(
+        self, collection: str, documents: list[Document], errors: list[dict[str, str]] | None = None
+    ) -> Job:
+        """Queue an ingest for ``voicerag worker`` (checked now, run later); ``errors`` are files that could not
+        be read, recorded on the job."""
+        from voicerag.jobs.queue import enqueue, redis_settings
+
+        redis_settings(self.settings.redis_url)  # refuse before storing anything when there is no queue
+        documents = self.ingestor.validate(collection, documents)
+        job = await self.jobs.create(collection, documents, errors or [])
+        if documents:
+            try:
+                await enqueue(self.settings.redis_url, job.id)
+            except Exception as exc:
+                await self.jobs.update(job.id, status="failed", errors=[*job.errors, {"file": "*", "detail": str(exc)}])
+                raise
+        return job
 
     async def ingest_paths(self, collection: str, paths: list[Path], progress: Progress | None = None) -> IngestReport:
         """Load files (a document's id is its path relative to the argument) and ingest them."""

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from voicerag.config import ConfigError, Settings, load_settings, recommend
+from voicerag.errors import VoiceRAGError
 
 T = TypeVar("T")
 
@@ -64,7 +65,6 @@ def _settings(**overrides: Any) -> Settings:
 def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) -> T:
     """Open VoiceRAG, run ``work(rag)``, close it; user errors print one line and exit 1."""
     from voicerag.app import VoiceRAG
-    from voicerag.errors import VoiceRAGError
 
     async def runner() -> T:
         rag = await VoiceRAG.open(settings or _settings())
@@ -148,9 +148,21 @@ def serve(
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (txt, md, html, pdf, docx, jsonl)")],
     collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    queued: Annotated[
+        bool, typer.Option("--async", help="queue a job for 'voicerag worker' processes and print its id")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Ingest files; a file's document id is its path relative to the argument (re-ingest replaces it)."""
+    if queued:
+        from voicerag.documents.loaders import load_paths
+
+        job = _run(lambda rag: rag.enqueue_ingest(collection, load_paths(paths)))
+        if as_json:
+            _print_json(job.to_json())
+        else:
+            out.print(f"queued job {job.id}: {job.documents} documents into {collection} (GET /v1/jobs/{job.id})")
+        return
 
     async def work(rag: Any) -> Any:
         with _progress("embedding chunks", quiet=as_json) as bar:
@@ -298,12 +310,35 @@ def config_recommend(
         out.print(f"  - {reason}")
 
 
+# ---- worker --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="run the queued jobs, then exit")] = False,
+    max_jobs: Annotated[int, typer.Option(help="jobs run at once by this process")] = 1,
+) -> None:
+    """Run queued ingestion jobs (needs VOICERAG_REDIS_URL). Start as many as you like, on any machine that
+    reaches the same store and Redis; each commits in batches, and a job whose worker died is picked up again
+    after VOICERAG_JOB_TIMEOUT_S without duplicating anything."""
+    from arq.worker import Worker
+
+    from voicerag.jobs.queue import worker_settings
+
+    settings = _settings()
+    try:
+        options = worker_settings(settings.redis_url, settings.job_timeout_s, max_jobs)
+    except VoiceRAGError as exc:
+        console.print(exc.detail)
+        raise typer.Exit(1) from None
+    Worker(**options, burst=burst).run()
+
+
 # ---- postgres ------------------------------------------------------------------------------------------------
 
 
 def _postgres(action: str, as_json: bool) -> None:
     from voicerag import postgres
-    from voicerag.errors import VoiceRAGError
 
     settings = _settings()
     try:

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     index_save_interval_s: float = Field(
         10.0, ge=0, description="index files are saved at most this often (a restart catches up from the store)"
     )
+    job_timeout_s: float = Field(
+        3600, gt=0, description="an ingestion job's longest run; a job whose worker died is retried after this"
+    )
     sqlite_poll_interval_ms: float = Field(
         20.0, gt=0, le=10_000, description="SQLite: how often other processes' commits are looked for"
     )

@@ -7,6 +7,7 @@ batch, and a crash loses at most the batch in flight: running the same ingest ag
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from voicerag.errors import InvalidInput
 from voicerag.retrieval.search import Retriever, check_collection_name
 from voicerag.validation import clean_document_text, plain_text
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], object]  # (chunks done, chunks in all); may return an awaitable
 EmbedTexts = Callable[[list[str]], object]
 
 
@@ -47,6 +48,13 @@ class IngestReport:
         return self.__dict__ | {"docs_per_s": round(self.docs_per_s, 2), "chunks_per_s": round(self.chunks_per_s, 2)}
 
 
+async def _report(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        result = progress(done, total)
+        if inspect.isawaitable(result):
+            await result
+
+
 class Ingestor:
     """Turns documents into stored, indexed chunks. Validates everything before it writes anything."""
 
@@ -56,6 +64,11 @@ class Ingestor:
         self.retriever = retriever
         self.embed = embed
         self.batch_docs = settings.ingest_batch_docs
+
+    def validate(self, collection: str, docs: list[Document]) -> list[Document]:
+        """The documents as they would be stored (last of each id), or a 4xx naming the first bad one."""
+        check_collection_name(collection)
+        return self._validate(docs)
 
     def _validate(self, docs: list[Document]) -> list[Document]:
         if len(docs) > self.settings.max_documents_per_request * 1000:
@@ -88,8 +101,7 @@ class Ingestor:
         spans = [chunk_text(d.text, self.settings.chunk_words, self.settings.chunk_overlap_words) for d, _ in changed]
         total = sum(len(s) for s in spans)
         done = 0
-        if progress:
-            progress(0, total)
+        await _report(progress, 0, total)
         if changed:  # in memory before the first write, so every batch applies as a delta
             await self.retriever.current([collection])
         for start in range(0, len(changed), self.batch_docs):
@@ -100,8 +112,7 @@ class Ingestor:
             await self.retriever.apply_write(collection, result)
             generation = result.generation
             done += len(result.added)
-            if progress:
-                progress(done, total)
+            await _report(progress, done, total)
         updated = sum(1 for d, _ in changed if d.id in known)
         return IngestReport(
             collection=collection,

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
@@ -22,6 +22,7 @@ from voicerag.api.schemas import (
     DocumentDetailOut,
     DocumentsOut,
     IngestOut,
+    JobOut,
     PolicyStatsOut,
     ReadyOut,
     RemovedOut,
@@ -31,7 +32,7 @@ from voicerag.api.schemas import (
 from voicerag.app import VoiceRAG
 from voicerag.auth import ANONYMOUS, Principal
 from voicerag.documents.loaders import Document, load_bytes
-from voicerag.errors import InvalidInput, NotFound, TooLarge, Unauthorized
+from voicerag.errors import InvalidInput, NotFound, TooLarge, Unauthorized, VoiceRAGError
 
 
 async def get_rag(connection: HTTPConnection) -> VoiceRAG:
@@ -184,24 +185,51 @@ async def add_documents(name: str, body: DocumentsIn, rag: Rag, caller: Caller) 
     return IngestOut.model_validate((await rag.ingest(name, docs)).to_json())
 
 
-@router.post("/v1/collections/{name}/files", tags=["documents"])
+@router.post(
+    "/v1/collections/{name}/files",
+    tags=["documents"],
+    response_model=IngestOut,
+    responses={202: {"model": JobOut, "description": "queued (async=true): follow /v1/jobs/{id}"}},
+)
 async def upload_files(
     name: str,
     rag: Rag,
     caller: Caller,
     files: Annotated[list[UploadFile], File(description="txt, md, html, pdf, docx or jsonl files")],
     document_id: Annotated[str | None, Form(description="id for a single uploaded file")] = None,
-) -> IngestOut:
-    """Upload files (multipart). Every file is parsed before anything is stored: one bad file stores nothing."""
+    queued: Annotated[bool, Query(alias="async", description="queue for 'voicerag worker' and answer 202")] = False,
+) -> Any:
+    """Upload files (multipart). At once: every file is parsed before anything is stored, and one bad file
+    stores nothing. With ``async=true``: the readable files are queued as a job (202), unreadable ones are
+    listed in the job's ``errors``."""
     caller.require("write", [name])
     if document_id is not None and len(files) != 1:
         raise InvalidInput("document_id can only be given with exactly one file")
     docs: list[Document] = []
+    errors: list[dict[str, str]] = []
     for upload in files:
         data = await upload.read()
         filename = upload.filename or "upload.txt"
-        docs.extend(load_bytes(data, filename, doc_id=document_id or filename))
-    return IngestOut.model_validate((await rag.ingest(name, docs)).to_json())
+        try:
+            docs.extend(load_bytes(data, filename, doc_id=document_id or filename))
+        except VoiceRAGError as exc:
+            if not queued:
+                raise
+            errors.append({"file": filename, "detail": exc.detail})
+    if not queued:
+        return IngestOut.model_validate((await rag.ingest(name, docs)).to_json())
+    if not docs:
+        raise InvalidInput("no file could be read: " + "; ".join(e["detail"] for e in errors))
+    job = await rag.enqueue_ingest(name, docs, errors)
+    return JSONResponse(JobOut.model_validate(job.to_json()).model_dump(mode="json"), status_code=202)
+
+
+@router.get("/v1/jobs/{job_id}", tags=["documents"])
+async def get_job(job_id: Annotated[str, Path(max_length=36)], rag: Rag, caller: Caller) -> JobOut:
+    """A queued ingest: status (queued, running, done, failed), chunks done of all, per-file errors, result."""
+    job = await rag.jobs.get(job_id)
+    caller.require("read", [job.collection])
+    return JobOut.model_validate(job.to_json())
 
 
 @router.get("/v1/collections/{name}/documents", tags=["documents"])

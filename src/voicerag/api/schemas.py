@@ -61,6 +61,20 @@ class IngestOut(Out):
     chunks_per_s: float
 
 
+class JobOut(Out):
+    id: str
+    collection: str
+    status: str
+    documents: int
+    chunks_total: int
+    chunks_done: int
+    attempts: int
+    errors: list[dict[str, str]]
+    result: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+
+
 class DocumentOut(Out):
     id: str
     collection: str

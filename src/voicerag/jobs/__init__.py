@@ -1,0 +1,1 @@
+"""Ingestion jobs: uploads queued in the store and on arq (Redis), run by ``voicerag worker`` processes."""
