@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from voicerag import instances
 from voicerag.answer.extractive import ExtractiveGenerator
 from voicerag.answer.llm import OpenAIChatGenerator
 from voicerag.answer.types import Answer, Generator, Source
@@ -66,12 +67,14 @@ class VoiceRAG:
         self.instance_id = uuid.uuid4().hex[:12]
         self.bus: InvalidationBus | None = None
         self.ready = False
+        self.store_warnings: list[str] = []
+        self._registration: Path | None = None
         self.keys = ApiKeys(pools.engine, settings.api_key_cache_s)
         self.jobs = JobStore(pools.engine)
         self._sync_task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, settings: Settings | None = None) -> VoiceRAG:
+    async def open(cls, settings: Settings | None = None, role: str = "library") -> VoiceRAG:
         """Build pools, store (schema created if missing), models, indexes and cache from ``settings``."""
         settings = settings or load_settings()
         logging.getLogger("voicerag").setLevel(settings.log_level)
@@ -95,6 +98,8 @@ class VoiceRAG:
             await pools.aclose()
             raise
         rag = cls(settings, pools, store, embedder, retriever, cache, metrics, pipeline, ingestor)
+        rag.store_warnings = instances.warn_about_others(settings.resolved_database_url)
+        rag._registration = instances.register(settings.resolved_database_url, role)
         await retriever.feed.start(retriever.on_change)
         rag._sync_task = asyncio.create_task(rag._sync_periodically())
         if pools.redis is not None:
@@ -114,6 +119,8 @@ class VoiceRAG:
             await self.retriever.on_change(None)
 
     async def aclose(self) -> None:
+        if self._registration is not None:
+            self._registration.unlink(missing_ok=True)
         if self._sync_task is not None:
             self._sync_task.cancel()
         if self.bus is not None:

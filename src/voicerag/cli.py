@@ -67,7 +67,9 @@ def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) 
     from voicerag.app import VoiceRAG
 
     async def runner() -> T:
-        rag = await VoiceRAG.open(settings or _settings())
+        rag = await VoiceRAG.open(settings or _settings(), role="cli")
+        for warning in rag.store_warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
         try:
             return await work(rag)
         finally:
@@ -127,6 +129,10 @@ def serve(
     console.print(f"VoiceRAG on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     logs = settings.access_log if access_log is None else access_log
     if workers > 1:
+        # every worker is a process with its own models: split the cores between them unless told otherwise
+        cores = os.cpu_count() or 1
+        for name, value in (("ONNX_THREADS", max(1, cores // workers)), ("STT_THREADS", max(1, cores // workers))):
+            os.environ.setdefault(f"VOICERAG_{name}", str(value))
         uvicorn.run(
             "voicerag.api.asgi:app",
             host=host,

@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = rag is None
-        app.state.rag = rag if rag is not None else await VoiceRAG.open(settings)
+        app.state.rag = rag if rag is not None else await VoiceRAG.open(settings, role="server")
         background = [asyncio.create_task(_warm(app.state.rag))]  # /readyz says ready once the indexes are in
         if owned and app.state.rag.settings.preload_speech:  # in the background: the API answers meanwhile
             background.append(asyncio.create_task(app.state.rag.speech.preload()))
