@@ -6,14 +6,18 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from voicerag.cache.tiered import TieredCache
     from voicerag.pools import Pools
+
+disable_created_metrics()  # no *_created gauges beside every counter: they double the series for nothing
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -43,21 +47,8 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self.cache_events = Gauge(
-            "voicerag_cache_events",
-            "cache hits and misses per policy and tier (cumulative)",
-            ["policy", "tier", "event", "worker"],
-            registry=self.registry,
-        )
-        self.cache_bytes = Gauge(
-            "voicerag_cache_memory_bytes",
-            "bytes held by the memory tier",
-            ["policy", "worker"],
-            registry=self.registry,
-        )
-        self.pool = Gauge(
-            "voicerag_pool", "connection pool figures", ["pool", "figure", "worker"], registry=self.registry
-        )
+        self._live = _LiveFigures(self.worker)
+        self.registry.register(self._live)
         self.replica_sync = Histogram(
             "voicerag_replica_sync_seconds",
             "time from another process's committed write to this process serving it",
@@ -80,17 +71,57 @@ class Metrics:
                 timings[name] = round(timings.get(name, 0.0) + elapsed * 1000, 3)
 
     def render(self, cache: TieredCache | None, pools: Pools | None) -> bytes:
-        """Refresh the gauges from the live objects and render the text exposition format."""
-        if cache is not None:
-            for policy, s in cache.stats_json().items():
-                for tier, ts in s["tiers"].items():
-                    for event in ("hits", "misses"):
-                        self.cache_events.labels(policy, tier, event, self.worker).set(ts[event])
-                    if tier == "memory" and "bytes" in ts:
-                        self.cache_bytes.labels(policy, self.worker).set(ts["bytes"])
-        if pools is not None:
-            for pool, figures in pools.stats().items():
-                for figure, value in figures.items():
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        self.pool.labels(pool, figure, self.worker).set(value)
+        """The text exposition format, with the cache and pool figures read from the live objects."""
+        self._live.cache, self._live.pools = cache, pools
         return generate_latest(self.registry)
+
+
+class _LiveFigures(Collector):
+    """Cache and pool figures read at scrape time: cumulative ones as counters (``_total``), current ones as
+    gauges; labels are policy, tier, pool and state names only (all bounded)."""
+
+    def __init__(self, worker: str):
+        self.worker = worker
+        self.cache: TieredCache | None = None
+        self.pools: Pools | None = None
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        if self.cache is not None:
+            events = CounterMetricFamily(
+                "voicerag_cache_events",
+                "cache hits and misses per policy and tier",
+                labels=["policy", "tier", "event", "worker"],
+            )
+            memory = GaugeMetricFamily(
+                "voicerag_cache_memory_bytes", "bytes held by the memory tier", labels=["policy", "worker"]
+            )
+            for policy, stats in self.cache.stats_json().items():
+                for tier, figures in stats["tiers"].items():
+                    for event in ("hits", "misses"):
+                        events.add_metric([policy, tier, event, self.worker], figures[event])
+                    if tier == "memory" and "bytes" in figures:
+                        memory.add_metric([policy, self.worker], figures["bytes"])
+            yield events
+            yield memory
+        if self.pools is not None:
+            stats = self.pools.stats()
+            connections = GaugeMetricFamily(
+                "voicerag_pool_connections", "connections per pool and state", labels=["pool", "state", "worker"]
+            )
+            for pool in ("database", "redis"):
+                for state, value in stats.get(pool, {}).items():
+                    if isinstance(value, int) and not isinstance(value, bool) and state != "dialect":
+                        connections.add_metric([pool, state, self.worker], max(0, value))
+            yield connections
+            http = stats["http"]
+            for name, help_text in (
+                ("requests", "requests to providers"),
+                ("retries", "provider requests retried"),
+                ("errors", "provider requests that failed"),
+            ):
+                family = CounterMetricFamily(f"voicerag_provider_{name}", help_text, labels=["worker"])
+                family.add_metric([self.worker], http[name])
+                yield family

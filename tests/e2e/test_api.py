@@ -139,4 +139,8 @@ def test_cache_routes_and_metrics(client, facts) -> None:
     metrics = client.get("/metrics").text
     assert 'voicerag_stage_seconds_count{stage="retrieve"' in metrics
     assert "voicerag_request_seconds_bucket" in metrics and "process_resident_memory_bytes" in metrics
-    assert 'voicerag_cache_events{event="hits",policy="answer",tier="memory"' in metrics
+    assert 'voicerag_cache_events_total{event="hits",policy="answer",tier="memory"' in metrics
+    assert "# TYPE voicerag_cache_events_total counter" in metrics and 'state="overflow"' in metrics
+    assert 'voicerag_pool_connections{pool="database",state="overflow",worker=' in metrics
+    assert not [line for line in metrics.splitlines() if 'state="overflow"' in line and line.endswith(" -")]
+    assert 'voicerag_errors_total{kind="http_4xx"' in metrics  # the 422 above was counted

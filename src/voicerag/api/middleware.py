@@ -91,8 +91,13 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             metrics = scope["app"].state.rag.metrics
+            if status >= 400:
+                metrics.errors.labels(f"http_{status // 100}xx", metrics.worker).inc()
             metrics.requests.labels(
-                getattr(route, "path", "unmatched"), scope["method"], str(status), metrics.worker
+                getattr(route, "path", None) or ("/" if route is not None else "unmatched"),
+                scope["method"],
+                str(status),
+                metrics.worker,
             ).observe(time.perf_counter() - started)
 
 

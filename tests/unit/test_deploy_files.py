@@ -1,0 +1,39 @@
+"""The shipped Prometheus rules and Grafana dashboard refer only to metrics the server exposes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from voicerag import Settings, VoiceRAG
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def exposed_names(tmp_path: Path) -> set[str]:
+    async def render() -> str:
+        async with await VoiceRAG.open(Settings(data_dir=tmp_path, preload_speech=False)) as rag:
+            with rag.metrics.stage("retrieve"):
+                pass
+            rag.metrics.requests.labels("/v1/ask", "POST", "200", rag.metrics.worker).observe(0.01)
+            rag.metrics.replica_sync.labels(rag.metrics.worker).observe(0.01)
+            rag.metrics.errors.labels("http_5xx", rag.metrics.worker).inc()
+            return rag.metrics.render(rag.cache, rag.pools).decode()
+
+    text = asyncio.run(render())
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_rules_and_dashboard_use_exposed_metrics(tmp_path: Path) -> None:
+    names = exposed_names(tmp_path)
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    dashboard = json.loads((ROOT / "deploy/grafana/voicerag.json").read_text())
+    exprs += [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {m for expr in exprs for m in re.findall(r"\b(?:voicerag|process)_[a-z_]+\b", expr)}
+    assert used and used <= names, used - names
+    assert all(rule["annotations"]["summary"] for group in rules["groups"] for rule in group["rules"])
