@@ -102,7 +102,83 @@ def measured(src: Sources) -> str:
             f"`{FULL}`",
         ],
     ]
+    rows += [[what, value, f"`{FULL}`"] for what, value in _read_path_rows(s, r)]
     return _table(["what", "measured", "source in benchmarks/"], rows)
+
+
+def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str]]:
+    """The read path against its floor, caches, overload and replicas: rows for the figures the run has."""
+    rows = []
+    if "search_hybrid_vs_floor" in s and "floor_search" in s:
+        rounds = ", ".join(f"{x:.2f}" for x in s["search_hybrid_vs_floor"].get("p95_ratio_per_round", []))
+        rows.append(
+            (
+                "uncached hybrid search in process vs the bare floor (same models and indexes), p95",
+                f"{_ms(s['search_hybrid_vs_floor']['p95_ms'])} vs {_ms(s['floor_search']['p95_ms'])} "
+                f"({r.get('search_vs_floor')}×; rounds {rounds})",
+            )
+        )
+    if "http_search_c1" in s and "floor_http_search_c1" in s:
+        rows.append(
+            (
+                "HTTP /v1/search, new questions, 1 client: p50 / p95, vs a minimal ASGI app doing the same",
+                f"{_ms(s['http_search_c1']['p50_ms'])} / {_ms(s['http_search_c1']['p95_ms'])} vs "
+                f"{_ms(s['floor_http_search_c1']['p50_ms'])} / {_ms(s['floor_http_search_c1']['p95_ms'])} "
+                f"({r.get('http_search_p95_vs_floor')}× at p95)",
+            )
+        )
+    if "http_search_c32" in s and "floor_http_search_c32" in s:
+        rows.append(
+            (
+                "HTTP /v1/search, new questions, 32 clients: throughput vs the minimal app",
+                f"{s['http_search_c32']['rps']:.0f} vs {s['floor_http_search_c32']['rps']:.0f} req/s "
+                f"({r.get('http_search_rps_vs_floor')}×)",
+            )
+        )
+    if "http_ask_cached_c1" in s and "http_ask_cached_c32" in s:
+        c1, c32 = s["http_ask_cached_c1"], s["http_ask_cached_c32"]
+        rows.append(
+            (
+                "HTTP /v1/ask, cached: server p95 / client p95 at 1 client; throughput at 32 clients",
+                f"{_ms(c1['server_ms']['p95'])} / {_ms(c1['p95_ms'])}; {c32['rps']:.0f} req/s",
+            )
+        )
+    if "http_ask_uncached_c16" in s and "http_ask_uncached_c64" in s:
+        rows.append(
+            (
+                "HTTP /v1/ask, new questions, overload: throughput at 16 → 64 clients",
+                f"{s['http_ask_uncached_c16']['rps']:.0f} → {s['http_ask_uncached_c64']['rps']:.0f} req/s "
+                f"(p95 {_ms(s['http_ask_uncached_c64']['p95_ms'])} at 64)",
+            )
+        )
+    if "ask_cache_miss" in s and "ask_cache_off" in s:
+        rows.append(
+            (
+                "what a cache miss costs: ask p50 with the cache on (every question new) vs off",
+                f"{_ms(s['ask_cache_miss']['p50_ms'])} vs {_ms(s['ask_cache_off']['p50_ms'])} "
+                f"({r.get('cache_miss_cost_p50')}×)",
+            )
+        )
+    if "replica_sync" in s:
+        sync = s["replica_sync"]
+        lag = sync.get("server_lag_ms", {})
+        rows.append(
+            (
+                "a write on one `serve` to its visibility on another (SQLite), p50 / p95; the second one's own lag "
+                "p50 / p95; its slowest query meanwhile",
+                f"{_ms(sync['p50_ms'])} / {_ms(sync['p95_ms'])}; {_ms(lag.get('p50'))} / {_ms(lag.get('p95'))}; "
+                f"{_ms(sync.get('max_query_ms'))}",
+            )
+        )
+    if "index_pgvector" in s and "index_hnsw" in s:
+        rows.append(
+            (
+                f"dense search at recall@10 ≥ 0.95, {s['index_hnsw']['vectors']:,} vectors: FAISS HNSW vs pgvector "
+                "(one query per round trip), p50",
+                f"{_ms(s['index_hnsw']['p50_ms'])} vs {_ms(s['index_pgvector']['p50_ms'])}",
+            )
+        )
+    return rows
 
 
 def scenarios(src: Sources) -> str:
