@@ -755,6 +755,33 @@ def bench_check(
 
 
 @app.command()
+def soak(
+    url: Annotated[str, typer.Argument(help="a running server, e.g. http://127.0.0.1:8000")],
+    collection: Annotated[str, typer.Option("--collection", "-c")],
+    question: Annotated[list[str], typer.Option("--question", "-q", help="a question (repeatable)")],
+    seconds: Annotated[float, typer.Option(min=5)] = 120,
+    concurrency: Annotated[int, typer.Option(min=1)] = 8,
+    key: Annotated[str | None, typer.Option(help="API key, when the server needs one")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mixed traffic for a while, sampling the server's memory: does it settle (slope over the last half)?"""
+    from voicerag.bench.soak import soak as run_soak
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    result = asyncio.run(run_soak(url, collection, question, seconds, concurrency, headers))
+    if as_json:
+        _print_json(result)
+        return
+    rss = result["rss_mb"]
+    out.print(f"requests: {result['requests']}")
+    out.print(
+        f"RSS: {rss['start']:.0f} MB at start, {rss['max']:.0f} MB at most, {rss['end']:.0f} MB at the end; "
+        f"{rss['slope_last_half_mb_per_min']:+.1f} MB/min over the last half: "
+        + ("settled" if result["plateau"] else "still growing")
+    )
+
+
+@app.command()
 def load(
     url: Annotated[str, typer.Argument(help="a running server, e.g. http://127.0.0.1:8000")],
     collections: Collections,

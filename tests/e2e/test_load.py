@@ -60,3 +60,33 @@ async def test_errors_are_counted_by_status(slow_server) -> None:
     url, _ = slow_server
     result = await run_load(LoadPlan(f"{url}/v1/missing", body, concurrency=2, duration_s=None, requests=6))
     assert result["errors"] == 6 and result["statuses"] == {"404": 6} and result["requests"] == 0
+
+
+def test_soak_reports_memory_and_whether_it_settles(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import FACTS
+    from tests.helpers import serve
+    from voicerag import Settings
+    from voicerag.api.app import create_app
+
+    with serve(create_app(Settings(data_dir=tmp_path / "data", preload_speech=False))) as url:
+        body = {"documents": [{"id": d.id, "text": d.text, "title": d.title} for d in FACTS]}
+        assert httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).status_code == 200
+        command = [sys.executable, "-m", "voicerag.cli", "soak", url, "-c", "kb", "-q", "Who created Python?"]
+        result = subprocess.run(
+            [*command, "-q", "How long does a cat sleep?", "--seconds", "5", "--concurrency", "2", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    kinds = {key.split()[0] for key in report["requests"]}
+    assert kinds <= {"search", "ask", "speech"} and all(key.endswith(" 200") for key in report["requests"])
+    assert report["rss_mb"]["max"] >= report["rss_mb"]["start"] > 0 and len(report["series"]) >= 2
+    assert isinstance(report["plateau"], bool)
