@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         1024, ge=0, description="chunk texts kept in memory for search results; beyond it they are read in one query"
     )
     index_save_interval_s: float = Field(
-        10.0, ge=0, description="index files are saved at most this often (a restart catches up from the store)"
+        60.0, ge=0, description="index files are saved at most this often (a restart catches up from the store)"
     )
     job_timeout_s: float = Field(
         3600, gt=0, description="an ingestion job's longest run; a job whose worker died is retried after this"

@@ -193,22 +193,26 @@ class BM25Index:
     # ---- persistence ------------------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        """Write the index as arrays (``numpy.savez``) to ``path``. The lock is held only to copy the arrays
-        (the file is written after it is released), so searches do not wait on the disk."""
+        """Write the index as arrays (``numpy.savez``) to ``path``. The lock is held only to take references
+        (postings arrays are replaced, never changed in place) and copy the per-slot arrays; joining and writing
+        happen after it is released, so searches and updates do not wait on a save."""
         with self._lock:
-            self._compact()
             terms = list(self._vocab)
-            lengths = np.fromiter((len(s) for s in self._post_slots), np.int64, len(self._post_slots))
-            arrays = {
-                "vocab": np.frombuffer("\n".join(terms).encode(), np.uint8),
-                "indptr": np.r_[0, np.cumsum(lengths)],
-                "slots": np.concatenate(self._post_slots) if terms else np.zeros(0, np.int32),
-                "tfs": np.concatenate(self._post_tfs) if terms else np.zeros(0, np.float32),
-                "ids": self._ids[: self._slots].copy(),
-                "lengths": self._lengths[: self._slots].copy(),
-            }
+            post_slots, post_tfs = list(self._post_slots), list(self._post_tfs)
+            ids, lengths = self._ids[: self._slots].copy(), self._lengths[: self._slots].copy()
+            alive = self._alive[: self._slots].copy()
+        sizes = np.fromiter((len(p) for p in post_slots), np.int64, len(post_slots))
         with path.open("wb") as f:
-            np.savez(f, **arrays)
+            np.savez(
+                f,
+                vocab=np.frombuffer("\n".join(terms).encode(), np.uint8),
+                indptr=np.r_[0, np.cumsum(sizes)],
+                slots=np.concatenate(post_slots) if terms else np.zeros(0, np.int32),
+                tfs=np.concatenate(post_tfs) if terms else np.zeros(0, np.float32),
+                ids=ids,
+                lengths=lengths,
+                alive=alive,
+            )
 
     @classmethod
     def load(cls, path: Path) -> BM25Index:
@@ -225,8 +229,9 @@ class BM25Index:
             index._post_tfs = [tfs[indptr[i] : indptr[i + 1]] for i in range(len(terms))]
             index._ids = data["ids"].astype(np.int64)
             index._lengths = data["lengths"].astype(np.float32)
+            index._alive = data["alive"].astype(bool) if "alive" in data else np.ones(len(index._ids), bool)
         index._slots = len(index._ids)
-        index._alive = np.ones(index._slots, bool)
-        index._slot_of = {int(chunk_id): slot for slot, chunk_id in enumerate(index._ids.tolist())}
-        index._total_length = float(index._lengths.sum())
+        live = np.flatnonzero(index._alive)
+        index._slot_of = {int(index._ids[slot]): int(slot) for slot in live.tolist()}
+        index._total_length = float(index._lengths[live].sum())
         return index
