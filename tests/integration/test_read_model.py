@@ -188,3 +188,22 @@ async def test_postgres_listener_lost_falls_back_to_reading_generations(make_set
     finally:
         await one.aclose()
         await two.aclose()
+
+
+async def test_change_log_read_racing_a_commit_is_not_a_gap(rag: VoiceRAG, facts, monkeypatch) -> None:
+    """A write committing between the generation read and the change-log read brings one more row: that is a
+    complete log (a replica applies both), not a gap that would force a full rebuild."""
+    first = await rag.ingest("kb", facts[:1])
+    await rag.ingest("kb", facts[1:2])
+    latest = await rag.ingest("kb", facts[2:])
+    store = rag.store
+    original = store._generation
+
+    async def stale_generation(conn, name):  # as if read just before the last write committed
+        return (await original(conn, name)) - 1
+
+    monkeypatch.setattr(store, "_generation", stale_generation)
+    changes = await store.changes_since("kb", first.generation)
+    assert changes is not None and [c.generation for c in changes] == [first.generation + 1, latest.generation]
+    monkeypatch.setattr(store, "_generation", original)
+    assert await store.changes_since("kb", first.generation - 5) is None  # a real gap: rows pruned or never there

@@ -263,7 +263,13 @@ class SQLDocumentStore:
                 )
             ).all()
         found = [Change(int(r[0]), list(r[1]), list(r[2]), float(r[3])) for r in rows]
-        if [c.generation for c in found] != list(range(generation + 1, current + 1)):
+        # contiguous from the next generation to at least the one read first (a write may commit between the two
+        # statements: its row then comes along, which is fine; a missing row is not)
+        gens = [c.generation for c in found]
+        if (
+            gens != list(range(generation + 1, generation + 1 + len(gens)))
+            or (gens[-1] if gens else generation) < current
+        ):
             return None
         return found
 
