@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from voicerag.answer.types import Source  # a dataclass: pydantic validates and documents it as it is
+
 
 class Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -94,31 +96,14 @@ class DocumentsOut(Out):
     documents: list[DocumentOut]
 
 
-class SourceOut(Out):
-    n: int
-    document_id: str
-    chunk_id: int
-    collection: str
-    title: str
-    score: float
-    text: str
-    start: int
-    end: int
-    dense_score: float | None = None
-    lexical_score: float | None = None
-    quote: str | None = None
-    quote_start: int | None = None
-    quote_end: int | None = None
-
-
 class SearchOut(Out):
-    results: list[SourceOut]
+    results: list[Source]
     timings_ms: dict[str, float]
 
 
 class AnswerOut(Out):
     answer: str
-    sources: list[SourceOut]
+    sources: list[Source]
     generator: str
     fallback: bool
     fallback_reason: str | None
@@ -201,7 +186,7 @@ class ChatCompletionOut(BaseModel):
     model: str
     choices: list[dict[str, Any]]
     usage: dict[str, int]
-    sources: list[SourceOut]
+    sources: list[Source]
     voicerag: dict[str, Any]
 
 

@@ -151,9 +151,6 @@ class Retriever:
         """Run one search on the worker (batched with whatever else is waiting)."""
         return await self.worker.run(SearchJob(query, vector, [s.target for s in states], mode, k))
 
-    def chunk(self, state: CollectionState, chunk_id: int) -> ChunkInfo | None:
-        return state.chunks.get(chunk_id)
-
     async def generation(self, name: str) -> int:
         """The store's generation (a query: for the write path and document listings, not for searches)."""
         generation = await self.store.generation(name)
