@@ -8,7 +8,7 @@ import pytest
 from tests.helpers import IN_CI, spoken_wav
 from voicerag import VoiceRAG
 from voicerag.cache.tiers import FileTier
-from voicerag.errors import InvalidInput
+from voicerag.errors import InvalidInput, TooLarge
 from voicerag.evaluation.stt import evaluate_stt, normalizer
 from voicerag.speech.audio import decode_audio, encode_audio
 
@@ -82,7 +82,7 @@ async def test_text_to_speak_is_checked(make_settings) -> None:
     async with await VoiceRAG.open(make_settings()) as rag:
         with pytest.raises(InvalidInput, match="empty"):
             await rag.speech.speak("   ")
-        with pytest.raises(InvalidInput, match="at most 10000"):
+        with pytest.raises(TooLarge, match="at most 3000"):
             await rag.speech.speak("word " * 5000)
         with pytest.raises(InvalidInput, match="nothing to speak"):
             await rag.speech.speak("[1] ...")
