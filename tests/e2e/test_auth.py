@@ -99,3 +99,15 @@ async def test_websocket_authenticates_in_its_start_message(keyed) -> None:
         assert json.loads(await ws.recv())["status"] == 403
         await ws.send(json.dumps({"type": "start", "collection": "kb", "api_key": keys["alice"], "speak": False}))
         assert json.loads(await ws.recv())["type"] == "ready"
+
+
+async def test_spoken_sentences_are_cached_per_key(keyed) -> None:
+    """One key's cached speech never answers another key (whose faster reply would tell it what was said)."""
+    _, url, keys = keyed
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        text = {"text": "The vault code changes every Tuesday.", "format": "wav"}
+        for who in ("alice", "bob", "alice"):
+            spoken = await client.get("/v1/voice/speech", params=text, headers=bearer(keys[who]))
+            assert spoken.status_code == 200
+        tts = (await client.get("/v1/cache/stats", headers=bearer(keys["root"]))).json()["tts"]
+        assert (tts["hits"], tts["misses"]) == (1, 2)  # alice's second request; bob computed his own

@@ -29,3 +29,31 @@ async def test_rate_limit_per_key(make_settings, facts) -> None:
             other = await client.post("/v1/search", json=body, headers={"Authorization": f"Bearer {second}"})
             assert other.status_code == 200
             assert (await client.get("/healthz")).status_code == 200  # probes are never limited
+
+
+async def test_rate_limit_is_shared_by_replicas_through_redis(make_settings, facts) -> None:
+    from tests.helpers import REDIS_URL, need_service
+
+    need_service("Redis", "127.0.0.1", 6379)
+    import redis.asyncio as aioredis
+
+    url = REDIS_URL.rsplit("/", 1)[0] + "/7"
+    client = aioredis.from_url(url)
+    await client.flushdb()
+    base = make_settings(rate_limit_per_s=0.001, rate_limit_burst=2, redis_url=url)
+    async with await VoiceRAG.open(base) as rag:
+        await rag.ingest("kb", facts)
+    replica = base.model_copy(update={"data_dir": base.data_dir.parent / "replica"})  # same store file via URL
+    replica = replica.model_copy(update={"database_url": base.resolved_database_url})
+    try:
+        with serve(create_app(base)) as one, serve(create_app(replica)) as two:
+            body = {"query": "cats", "collection": "kb"}
+            async with httpx.AsyncClient(timeout=60) as http:
+                first = (await http.post(f"{one}/v1/search", json=body)).status_code
+                second = (await http.post(f"{two}/v1/search", json=body)).status_code
+                third = await http.post(f"{one}/v1/search", json=body)
+        assert (first, second, third.status_code) == (200, 200, 429)  # one bucket for the caller, two servers
+        assert await client.exists("voicerag:rate:address 127.0.0.1")
+    finally:
+        await client.flushdb()
+        await client.aclose()

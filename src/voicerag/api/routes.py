@@ -66,7 +66,7 @@ async def get_principal(request: Request, rag: Rag) -> Principal:
     caller = (
         principal.name if principal is not ANONYMOUS else f"address {request.client.host if request.client else '?'}"
     )
-    request.app.state.limiter.take(caller)
+    await request.app.state.limiter.take(caller, rag.pools.redis)
     return principal
 
 

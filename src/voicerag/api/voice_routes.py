@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voicerag.api.routes import Caller, Rag, authenticate, get_principal
 from voicerag.api.schemas import AUDIO_RESPONSES, TranscriptionOut, VoiceAnswerOut
+from voicerag.auth import ANONYMOUS, Principal
 from voicerag.cache import CLIP_TTL_S
 from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
@@ -85,11 +86,12 @@ async def voice_audio(
 @router.get("/v1/voice/speech", tags=["voice"], response_class=Response, responses=AUDIO_RESPONSES)
 async def voice_speech(
     rag: Rag,
+    caller: Caller,
     text: Annotated[str, Query(min_length=1)],
     format: Annotated[AudioFormat, Query()] = "wav",
 ) -> Response:
-    """Speak ``text`` (the ``audio.url`` of /v1/voice/ask points here; cached per sentence)."""
-    return _audio_response(await rag.speech.speak(text), format)
+    """Speak ``text`` (cached per sentence; with keys, each key's sentences apart from every other's)."""
+    return _audio_response(await rag.speech.speak(text, namespace=_tenant(caller)), format)
 
 
 @streams.websocket("/v1/voice/stream")
@@ -209,6 +211,12 @@ class SpeechIn(BaseModel):
 
 
 @router.post("/v1/audio/speech", tags=["openai"], response_class=Response, responses=AUDIO_RESPONSES)
-async def speech(body: SpeechIn, rag: Rag) -> Response:
+async def speech(body: SpeechIn, rag: Rag, caller: Caller) -> Response:
     """OpenAI's speech endpoint, spoken by the configured voice (``voice`` and ``model`` are accepted as is)."""
-    return _audio_response(await rag.speech.speak(body.input, speed=body.speed), body.response_format)
+    speech = await rag.speech.speak(body.input, speed=body.speed, namespace=_tenant(caller))
+    return _audio_response(speech, body.response_format)
+
+
+def _tenant(caller: Principal) -> str:
+    """The TTS cache namespace of free text: shared while there are no keys, one per key otherwise."""
+    return "" if caller is ANONYMOUS else f"key:{caller.name}"

@@ -147,12 +147,16 @@ class SpeechService:
             raise InvalidInput("the text holds nothing to speak (no letters or digits)")
         return sentences
 
-    async def speak_sentence(self, sentence: str, speed: float | None = None) -> tuple[Speech, bool]:
-        """One sentence's audio, from the cache (memory, then files on disk) or the voice; (speech, was_hit)."""
+    async def speak_sentence(
+        self, sentence: str, speed: float | None = None, namespace: str = ""
+    ) -> tuple[Speech, bool]:
+        """One sentence's audio, from the cache (memory, then files on disk) or the voice; (speech, was_hit).
+        ``namespace`` separates who may hit whose entries (the collections an answer came from, or the key that
+        asked for free text), so a cached sentence's speed cannot tell one tenant what another heard."""
         speed = speed or self.settings.tts_speed
         return await self.cache.get_or_compute(
             "tts",
-            (self.synthesizer.signature, round(speed, 3), sentence),
+            (self.synthesizer.signature, round(speed, 3), sentence, namespace),
             lambda: self.synthesizer.synthesize(sentence, speed),
             encode=_speech_to_bytes,
             decode=_speech_from_bytes,
@@ -160,7 +164,11 @@ class SpeechService:
         )
 
     async def speak_stream(
-        self, sentences: list[str], timings: dict[str, float] | None = None, speed: float | None = None
+        self,
+        sentences: list[str],
+        timings: dict[str, float] | None = None,
+        speed: float | None = None,
+        namespace: str = "",
     ) -> AsyncIterator[tuple[int, str, Speech]]:
         """Speak sentence by sentence: the first one is yielded as soon as it is ready while the next ones are
         being synthesized."""
@@ -170,7 +178,7 @@ class SpeechService:
         async def produce() -> None:
             try:
                 for index, sentence in enumerate(sentences):
-                    speech, _ = await self.speak_sentence(sentence, speed)
+                    speech, _ = await self.speak_sentence(sentence, speed, namespace)
                     await queue.put((index, sentence, speech))
                 await queue.put(None)
             except Exception as exc:
@@ -204,8 +212,11 @@ class SpeechService:
             raise NotFound("this audio link has expired (answer audio is kept for 10 minutes); ask again")
         return speech
 
-    async def speak(self, text: str, timings: dict[str, float] | None = None, speed: float | None = None) -> Speech:
+    async def speak(
+        self, text: str, timings: dict[str, float] | None = None, speed: float | None = None, namespace: str = ""
+    ) -> Speech:
         """All of ``text`` as one piece of audio (at the first sentence's sample rate)."""
         if speed is not None and not 0.25 <= speed <= 4.0:
             raise InvalidInput(f"speed must be between 0.25 and 4.0 (got {speed})")
-        return join_speech([speech async for _, _, speech in self.speak_stream(self.check_text(text), timings, speed)])
+        sentences = self.check_text(text)
+        return join_speech([speech async for _, _, speech in self.speak_stream(sentences, timings, speed, namespace)])

@@ -51,6 +51,7 @@ class VoiceAgent:
 
         budget = self.speech.settings.voice_max_spoken_chars
         spoken = 0
+        namespace = "collections:" + ",".join(sorted(set(collections)))  # answers' audio stays with their sources
 
         async def say_next(pieces: list[str]) -> None:
             """Queue sentences for speech until the spoken budget is used (the text answer stays whole)."""
@@ -94,7 +95,7 @@ class VoiceAgent:
             index = 0
             try:
                 while (sentence := await sentences.get()) is not None:
-                    speech, hit = await self.speech.speak_sentence(sentence)
+                    speech, hit = await self.speech.speak_sentence(sentence, namespace=namespace)
                     if index == 0:
                         timings["tts_first_audio"] = round((time.perf_counter() - started) * 1000, 3)
                     await out.put(
