@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from voicerag.api.middleware import Admission, BodyLimit, RequestMetrics, SameOrigin
+from voicerag.api.middleware import Admission, BodyLimit, CancelOnDisconnect, RequestMetrics, SameOrigin
 from voicerag.api.problems import problem
 from voicerag.api.ratelimit import RateLimiter
 from voicerag.app import VoiceRAG
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
     )
     config = settings or (rag.settings if rag else Settings())
     app.state.limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst)
+    app.add_middleware(CancelOnDisconnect)
     app.add_middleware(RequestMetrics)
     app.add_middleware(
         Admission, paths=QUERY_PATHS, inflight=config.max_inflight_requests, queued=config.max_queued_requests

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voicerag.api.problems import problem
+
+log = logging.getLogger(__name__)
 
 
 class BodyLimit:
@@ -91,6 +94,8 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             metrics = scope["app"].state.rag.metrics
+            if status == 500 and scope.get("state", {}).get("client_gone"):
+                status = 499  # the client closed the connection first (nginx's code): not a server error
             if status >= 400:
                 metrics.errors.labels(f"http_{status // 100}xx", metrics.worker).inc()
             metrics.requests.labels(
@@ -192,3 +197,56 @@ class SameOrigin:
 async def _keys_required(scope: Scope) -> bool:
     rag = scope["app"].state.rag
     return bool(rag.settings.require_api_key or await rag.keys.any_active())
+
+
+class CancelOnDisconnect:
+    """Stops a request's work when its client goes away: once the request body has been read, a watcher waits
+    for ``http.disconnect`` and cancels the handler (work on a thread finishes its current step, nothing more is
+    started). A handler that listens for the disconnect itself (a streaming response) gets the same message."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        disconnected: asyncio.Future[Message] = loop.create_future()
+        watcher: asyncio.Task[None] | None = None
+        handler = asyncio.current_task()
+        cancelled = listening = False
+
+        async def watch() -> None:
+            nonlocal cancelled
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set_result(message)
+                    if not listening and handler is not None and not handler.done():
+                        cancelled = True  # a handler waiting on the client hears it instead, and stops itself
+                        handler.cancel()
+                    return
+
+        async def tracked() -> Message:
+            nonlocal watcher, listening
+            if watcher is not None:  # the body is read: only the watcher reads from the client now
+                listening = True
+                return await asyncio.shield(disconnected)
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                watcher = loop.create_task(watch())
+            elif message["type"] == "http.disconnect" and not disconnected.done():
+                disconnected.set_result(message)
+            return message
+
+        try:
+            await self.app(scope, tracked, send)
+        except asyncio.CancelledError:
+            if not cancelled:
+                raise
+            scope.setdefault("state", {})["client_gone"] = True
+            log.info("client left %s %s: its work was stopped", scope["method"], scope["path"])
+        finally:
+            if watcher is not None and not watcher.done():
+                watcher.cancel()

@@ -81,8 +81,13 @@ class OnnxMiniLMEmbedder:
         return out
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        async with self.cpu_limit:
-            return await asyncio.to_thread(self.embed_sync, texts)
+        """In steps of a few model batches, so a cancelled request stops after the step in progress."""
+        step = self.batch_size * 4
+        parts = []
+        for start in range(0, max(len(texts), 1), step):
+            async with self.cpu_limit:
+                parts.append(await asyncio.to_thread(self.embed_sync, texts[start : start + step]))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 class OpenAIEmbedder:
