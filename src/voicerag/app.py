@@ -220,6 +220,12 @@ class VoiceRAG:
     async def embed(self, texts: list[str]) -> np.ndarray:
         return await self.pipeline.embed_texts(texts)
 
+    async def maintain(self) -> dict[str, Any]:
+        """Purge expired cache entries, refresh the store's statistics, compact or rebuild indexes, pool advice."""
+        from voicerag.maintenance import run_maintenance
+
+        return await run_maintenance(self)
+
     async def health(self) -> dict[str, Any]:
         return await self.pools.health()
 

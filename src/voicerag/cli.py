@@ -316,6 +316,31 @@ def config_recommend(
         out.print(f"  - {reason}")
 
 
+# ---- maintenance -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def maintenance(as_json: JsonFlag = False) -> None:
+    """Purge expired cache entries and audio beyond its budget, refresh the store's statistics, compact or
+    rebuild indexes that call for it, and advise on pools. Safe while a server runs on the same store."""
+    report = _run(lambda rag: _maintain(rag))
+    if as_json:
+        _print_json(report)
+        return
+    removed = ", ".join(f"{tier} {n}" for tier, n in report["cache_entries_removed"].items())
+    out.print(f"cache entries removed: {removed}")
+    out.print(f"store: {'; '.join(report['store'])}")
+    for entry in report["indexes"]:
+        out.print(f"{entry['collection']} ({entry['chunks']} chunks): {'; '.join(entry['actions']) or 'nothing to do'}")
+    for advice in report["pool_advice"]:
+        out.print(f"pools: {advice}")
+
+
+async def _maintain(rag: Any) -> dict[str, Any]:
+    await rag.retriever.warm()  # a fresh process: load the indexes it is to look after
+    return await rag.maintain()
+
+
 # ---- worker --------------------------------------------------------------------------------------------------
 
 

@@ -65,6 +65,9 @@ async def test_keys_and_scopes_over_http(keyed) -> None:
         assert (await client.delete("/v1/collections/kb", headers=bob)).status_code == 403
         assert (await client.get("/metrics", headers=alice)).status_code == 403
         assert (await client.get("/metrics", headers=root)).status_code == 200
+        assert (await client.post("/v1/admin/maintenance", headers=alice)).status_code == 403
+        maintained = await client.post("/v1/admin/maintenance", headers=root)
+        assert maintained.status_code == 200 and maintained.json()["indexes"]
         assert (await client.delete("/v1/cache", headers=alice)).status_code == 403
         async with await VoiceRAG.open(settings) as admin:  # revoked elsewhere: seen at once (cache_s = 0)
             await admin.keys.revoke("alice")

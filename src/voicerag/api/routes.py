@@ -23,6 +23,7 @@ from voicerag.api.schemas import (
     DocumentsOut,
     IngestOut,
     JobOut,
+    MaintenanceOut,
     PolicyStatsOut,
     ReadyOut,
     RemovedOut,
@@ -325,6 +326,14 @@ async def cache_clear(
     except KeyError:
         raise InvalidInput(f"unknown cache policy {policy!r}; one of {', '.join(rag.cache.policies)}") from None
     return RemovedOut(removed=removed)
+
+
+@router.post("/v1/admin/maintenance", tags=["admin"])
+async def maintenance(rag: Rag, caller: Caller) -> MaintenanceOut:
+    """Maintenance, safe while serving (admin scope): expired cache entries, store statistics, index
+    compaction and rebuilds where called for, pool advice."""
+    caller.require_admin()
+    return MaintenanceOut.model_validate(await rag.maintain())
 
 
 @router.delete("/v1/cache/{policy}", tags=["cache"])

@@ -127,6 +127,14 @@ class PolicyStatsOut(Out):
     tiers: dict[str, dict[str, Any]]
 
 
+class MaintenanceOut(Out):
+    cache_entries_removed: dict[str, int]
+    store: list[str]
+    indexes: list[dict[str, Any]]
+    pool_advice: list[str]
+    seconds: float
+
+
 class TranscriptOut(Out):
     text: str
     language: str | None

@@ -230,6 +230,11 @@ class TieredCache:
         counts = await asyncio.gather(*(t.clear(policy=policy, tag=tag, pattern=pattern) for t in self.tiers))
         return {t.name: n for t, n in zip(self.tiers, counts, strict=True)}
 
+    async def purge_expired(self) -> dict[str, int]:
+        """Remove expired entries from every tier now; counts per tier."""
+        counts = await asyncio.gather(*(t.purge_expired() for t in self.tiers))
+        return {t.name: n for t, n in zip(self.tiers, counts, strict=True)}
+
     def stats_json(self) -> dict[str, Any]:
         """Per policy: hits, misses, hit rate, and per-tier figures (bytes and evictions for memory)."""
         memory = next((t for t in self.tiers if isinstance(t, MemoryTier)), None)

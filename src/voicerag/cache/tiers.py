@@ -33,6 +33,7 @@ class CacheTier(Protocol):
     async def set(self, key: str, value: bytes, ttl_s: float, policy: str, tags: tuple[str, ...]) -> None: ...
     async def delete(self, keys: list[str]) -> None: ...
     async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int: ...
+    async def purge_expired(self) -> int: ...
 
 
 @dataclass
@@ -106,6 +107,16 @@ class MemoryTier:
                 policy = self._policy_of(key)
                 if policy:
                     self._drop(policy, key)
+
+    async def purge_expired(self) -> int:
+        """Drop expired entries now (they would otherwise go when read or pushed out)."""
+        now, removed = time.time(), 0
+        with self._lock:
+            for name, lru in self._lru.items():
+                for key in [k for k, e in lru.items() if e.expires_at <= now]:
+                    self._drop(name, key)
+                    removed += 1
+        return removed
 
     async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int:
         removed = 0
@@ -210,6 +221,10 @@ class RedisTier:
             self._failed(exc)
             return 0
 
+    async def purge_expired(self) -> int:
+        """Redis expires entries itself."""
+        return 0
+
 
 class SQLTier:
     """A table in the documents database, with expiry; makes a repeated question in a new process a hit."""
@@ -263,6 +278,11 @@ class SQLTier:
         except Exception as exc:
             self.errors += 1
             log.warning("SQL cache tier write failed: %s", exc)
+
+    async def purge_expired(self) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(cache_entries).where(cache_entries.c.expires_at <= time.time()))
+        return int(result.rowcount or 0)
 
     async def delete(self, keys: list[str]) -> None:
         if not keys:
@@ -374,6 +394,19 @@ class FileTier:
             over -= self._sizes.get(path, 0)
             self._forget(path)
             self.evictions += 1
+
+    async def purge_expired(self) -> int:
+        """Remove expired files, and the least recently used beyond the byte budget."""
+        removed = 0
+        for path in list(self._sizes):
+            if self._read(path) is None:  # expired or unreadable: _read forgets it
+                removed += 1
+        over = sum(self._sizes.values()) - self.max_bytes
+        if over > 0:
+            before = self.evictions
+            self._evict(over)
+            removed += self.evictions - before
+        return removed
 
     async def delete(self, keys: list[str]) -> None:
         for key in keys:

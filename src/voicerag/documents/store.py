@@ -297,6 +297,25 @@ class SQLDocumentStore:
             payload = json.dumps({"collection": collection, "generation": generation})
             await conn.execute(select(func.pg_notify(CHANGES_CHANNEL, payload)))
 
+    async def optimize(self) -> list[str]:
+        """Refresh the planner's statistics and reclaim space without blocking readers or writers (safe while
+        serving): SQLite ``PRAGMA optimize`` + ``ANALYZE`` + a passive WAL checkpoint; PostgreSQL ``VACUUM
+        (ANALYZE)`` of VoiceRAG's tables (no full lock, unlike VACUUM FULL)."""
+        done: list[str] = []
+        if self.engine.dialect.name == "sqlite":
+            async with self.engine.connect() as conn:
+                for statement in ("PRAGMA optimize", "ANALYZE", "PRAGMA wal_checkpoint(PASSIVE)"):
+                    await conn.exec_driver_sql(statement)
+                    done.append(statement)
+                await conn.commit()
+            return done
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in metadata.sorted_tables:
+                await conn.exec_driver_sql(f"VACUUM (ANALYZE) {table.name}")
+                done.append(f"VACUUM (ANALYZE) {table.name}")
+        return done
+
     async def list_collections(self) -> list[dict[str, Any]]:
         doc_counts = (
             select(

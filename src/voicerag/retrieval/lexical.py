@@ -135,6 +135,13 @@ class BM25Index:
             self._post_slots[term_id] = np.concatenate([self._post_slots[term_id], slot_arr[start:end]])
             self._post_tfs[term_id] = np.concatenate([self._post_tfs[term_id], tf_arr[start:end]])
 
+    def compact(self) -> int:
+        """Drop the slots of removed chunks now; returns how many there were."""
+        with self._lock:
+            dead = self._slots - len(self._slot_of)
+            self._compact()
+        return dead
+
     def _compact(self) -> None:
         """Drop dead slots and renumber the live ones (postings stay in slot order)."""
         live = np.flatnonzero(self._alive[: self._slots])

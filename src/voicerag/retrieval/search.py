@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -377,6 +378,27 @@ class Retriever:
         finally:
             state.pending.clear()
             state.rebuild_task = None
+
+    async def maintain(self) -> list[dict[str, Any]]:
+        """For each loaded collection: compact the lexical index's removed slots, and rebuild the dense index
+        when its kind no longer fits its size or its tombstones pass a fifth (in the background, serving on);
+        what was done and why."""
+        report = []
+        for state in list(self._states.values()):
+            entry: dict[str, Any] = {"collection": state.name, "chunks": len(state.chunks), "actions": []}
+            dead = await asyncio.to_thread(state.lexical.compact)
+            if dead:
+                entry["actions"].append(f"lexical index compacted: {dead} removed chunks dropped")
+            if not blocking_io(state.dense):
+                target = self.backend.kind_for(len(state.chunks))
+                if target != state.dense.kind or state.dense.needs_rebuild:
+                    reason = "its tombstones pass a fifth" if state.dense.needs_rebuild else f"{target} fits its size"
+                    entry["actions"].append(f"dense index ({state.dense.kind}) rebuilding as {target}: {reason}")
+                    self._maybe_rebuild(state)
+            if dead:
+                self._schedule_save(state)
+            report.append(entry)
+        return report
 
     # ---- persistence ------------------------------------------------------------------------------------
 
