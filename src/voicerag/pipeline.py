@@ -126,7 +126,17 @@ class Pipeline:
         k = self.check_k(k)
         mode = mode or self.settings.search_mode
         timings = {} if timings is None else timings
-        states = await self.states(collections)
+        return await self._search(query, await self.states(collections), mode, k, timings, use_cache)
+
+    async def _search(
+        self,
+        query: str,
+        states: dict[str, CollectionState],
+        mode: SearchMode,
+        k: int,
+        timings: dict[str, float],
+        use_cache: bool = True,
+    ) -> list[Source]:
         if not use_cache:
             return await self._search_uncached(query, states, mode, k, timings)
         generations = sorted((name, state.generation) for name, state in states.items())
@@ -234,7 +244,7 @@ class Pipeline:
             yield {"type": "delta", "text": answer.text}
             yield {"type": "done", "answer_obj": answer}
             return
-        sources = await self.search(question, list(generations), mode, k, timings)
+        sources = await self._search(question, states, mode, k, timings)  # the states the answer key names
         yield {"type": "sources", "sources": [s.to_json() for s in sources]}
         answer = Answer(text="", sources=sources, generator=self.generator.name)
         pieces: list[str] = []

@@ -1,6 +1,6 @@
 """HTTP load from ``wrk`` (Debian's package) when it is installed: a C load generator in its own process, so
 the client does not compete with the bench's Python for the interpreter (at 32 clients on two cores the Python
-client was the bottleneck: 193 req/s against 2,230 from wrk on the same cached route)."""
+client is the bottleneck: compare ``http_ask_c32`` with ``http_ask_cached_c32`` in benchmarks/bench_full.json)."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def _html(data: bytes, name: str) -> str:
     return soup.get_text("\n")
 
 
-MAX_PDF_PAGES = 5000  # a 20,000-page PDF took 228 s and 0.8 GB: far past any single document people ask about
+MAX_PDF_PAGES = 5000  # the trust issue saw a 20,000-page PDF take 228 s and 0.8 GB; past any one document asked about
 MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # a .docx is a zip: refuse what would expand past this (zip bombs)
 
 

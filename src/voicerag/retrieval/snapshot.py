@@ -24,7 +24,6 @@ KEEP_UNREFERENCED_S = 120  # another writer's files, written but not yet named b
 
 @dataclass
 class Snapshot:
-    generation: int
     dense: VectorIndex
     lexical: BM25Index
 
@@ -63,7 +62,7 @@ def load_snapshot(directory: Path, backend: DenseBackend) -> Snapshot | None:
             return None
         dense = backend.load(directory.name, directory / manifest["dense"]["file"], manifest["dense"])
         lexical = BM25Index.load(directory / manifest["lexical"]["file"])
-        return Snapshot(int(manifest["generation"]), dense, lexical)
+        return Snapshot(dense, lexical)  # the manifest's generation is informational: loads reconcile by id
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
