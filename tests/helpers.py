@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
@@ -116,3 +117,14 @@ def spoken_wav(text: str, lead_s: float = 0.3, tail_s: float = 1.0) -> bytes:
     speech = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, still))
     silence = b"\0\0"
     return encode_audio(silence * int(lead_s * rate) + speech + silence * int(tail_s * rate), rate, "wav")
+
+
+async def wait_for_sync(rag: Any, name: str, generation: int, loaded: bool = True) -> None:
+    """Wait (on the event loop, bounded only to catch a hang) until ``rag`` serves ``generation`` (or, with
+    ``loaded`` False, has dropped the collection to load it afresh on next use)."""
+    async with asyncio.timeout(30):
+        while True:
+            state = rag.retriever.loaded(name)
+            if (state is None and not loaded) or (state is not None and state.generation >= generation):
+                return
+            await asyncio.sleep(0.005)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.helpers import PG_URL, REDIS_URL, free_port, need_service
+from tests.helpers import PG_URL, REDIS_URL, free_port, need_service, wait_for_sync
 from voicerag import Document, VoiceRAG
 from voicerag.cache.tiered import Policy, TieredCache, make_key
 from voicerag.cache.tiers import MemoryTier, RedisTier, SQLTier
@@ -165,8 +165,11 @@ async def test_two_replicas_sharing_redis_and_postgres_see_new_answers(redis_cli
         assert "1889" in (await two.ask(question, ["kb"])).text
         await two.cache.flush()  # written behind the response
         assert (await one.ask(question, ["kb"])).cached  # shared through Redis
-        await one.ingest("kb", [Document("paris", "The Eiffel Tower was completed in 1887, says this edit.", "Paris")])
-        fresh = await two.ask(question, ["kb"])  # the other replica: new generation, so a miss, new answer
+        report = await one.ingest(
+            "kb", [Document("paris", "The Eiffel Tower was completed in 1887, says this edit.", "Paris")]
+        )
+        await wait_for_sync(two, "kb", report.generation)  # the other replica hears of the commit (NOTIFY)
+        fresh = await two.ask(question, ["kb"])  # new generation, so a miss, new answer
         assert "1887" in fresh.text and not fresh.cached
         await two.cache.flush()
         shared = await one.ask(question, ["kb"])  # the writer: the answer two computed, under the new generation

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
-from tests.helpers import PG_URL, need_service
+from tests.helpers import PG_URL, need_service, wait_for_sync
 from voicerag import Document, VoiceRAG
 
 
@@ -62,17 +62,6 @@ async def _two_replicas(backend: str, make_settings):
     one = await VoiceRAG.open(make_settings(data_dir=make_settings().data_dir / "one", **base))
     two = await VoiceRAG.open(make_settings(data_dir=make_settings().data_dir / "two", **base))
     return one, two
-
-
-async def wait_for_sync(rag: VoiceRAG, name: str, generation: int, loaded: bool = True) -> None:
-    """Wait (on the event loop, bounded only to catch a hang) until ``rag`` serves ``generation`` (or, with
-    ``loaded`` False, has dropped the collection to load it afresh on next use)."""
-    async with asyncio.timeout(30):
-        while True:
-            state = rag.retriever.loaded(name)
-            if (state is None and not loaded) or (state is not None and state.generation >= generation):
-                return
-            await asyncio.sleep(0.005)
 
 
 async def test_other_replica_catches_up_by_delta_without_sql_per_request(backend, make_settings, facts) -> None:
