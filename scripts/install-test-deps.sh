@@ -5,6 +5,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/lib/chromium/chromium ] || need+=(chromium)   # the web page's browser test (Playwright drives it)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)    # the fallback voice's test
+command -v promtool >/dev/null || need+=(prometheus)    # promtool checks the shipped alerting rules
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if ! command -v apt-get >/dev/null; then
@@ -12,4 +13,4 @@ if ! command -v apt-get >/dev/null; then
 fi
 echo "install-test-deps: installing ${need[*]}" >&2
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

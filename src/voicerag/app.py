@@ -26,6 +26,8 @@ from voicerag.documents.store import SQLDocumentStore
 from voicerag.ingestion import Ingestor, IngestReport, Progress
 from voicerag.jobs.store import Job, JobStore
 from voicerag.metrics import Metrics
+from voicerag.operations.alerts import AlertMonitor
+from voicerag.operations.live_config import LiveConfig
 from voicerag.pipeline import Pipeline
 from voicerag.pools import Pools
 from voicerag.retrieval.embedder import Embedder, create_embedder
@@ -72,6 +74,8 @@ class VoiceRAG:
         self.keys = ApiKeys(pools.engine, settings.api_key_cache_s)
         self.jobs = JobStore(pools.engine)
         self._sync_task: asyncio.Task[None] | None = None
+        self.live = LiveConfig(self)
+        self.alerts = AlertMonitor(self)
 
     @classmethod
     async def open(cls, settings: Settings | None = None, role: str = "library") -> VoiceRAG:
@@ -90,7 +94,7 @@ class VoiceRAG:
                 settings, pools, store, embedder, metrics.replica_sync.labels(metrics.worker).observe
             )
             cache = build_cache(settings, pools)
-            extractive = ExtractiveGenerator(settings.answer_sentences)
+            extractive = ExtractiveGenerator(settings.answer_sentences, min_confidence=settings.answer_min_confidence)
             generator: Generator = OpenAIChatGenerator(settings, pools) if settings.generator == "llm" else extractive
             pipeline = Pipeline(settings, store, embedder, retriever, cache, metrics, generator, extractive)
             ingestor = Ingestor(settings, store, retriever, pipeline.embed_texts)
@@ -103,8 +107,9 @@ class VoiceRAG:
         await retriever.feed.start(retriever.on_change)
         rag._sync_task = asyncio.create_task(rag._sync_periodically())
         if pools.redis is not None:
-            rag.bus = InvalidationBus(pools.redis, rag.instance_id, rag._on_remote_write)
-            rag.bus.start()
+            rag.bus = InvalidationBus(pools.redis, rag.instance_id, rag._on_bus_message)
+            await rag.bus.start()
+            await rag.live.load_shared()
         return rag
 
     async def warm(self) -> None:
@@ -123,6 +128,7 @@ class VoiceRAG:
             self._registration.unlink(missing_ok=True)
         if self._sync_task is not None:
             self._sync_task.cancel()
+        await self.alerts.aclose()
         if self.bus is not None:
             await self.bus.aclose()
         await self.retriever.feed.aclose()
@@ -144,9 +150,13 @@ class VoiceRAG:
         if self.bus is not None and generation is not None:
             await self.bus.publish(collection, generation)
 
-    async def _on_remote_write(self, message: dict[str, Any]) -> None:
-        """Another replica wrote: catch the collection's read model up (cache keys carry the generation)."""
-        await self.retriever.on_change(message["collection"], message.get("generation"))
+    async def _on_bus_message(self, message: dict[str, Any]) -> None:
+        """Another replica changed settings (apply them here) or wrote (catch the collection's read model up;
+        cache keys carry the generation)."""
+        if message.get("kind") == "config":
+            self.live.on_remote(message)
+        else:
+            await self.retriever.on_change(message["collection"], message.get("generation"))
 
     async def ingest(
         self, collection: str, documents: list[Document], progress: Progress | None = None
@@ -175,9 +185,16 @@ class VoiceRAG:
                 raise
         return job
 
-    async def ingest_paths(self, collection: str, paths: list[Path], progress: Progress | None = None) -> IngestReport:
-        """Load files (a document's id is its path relative to the argument) and ingest them."""
-        documents = await asyncio.to_thread(load_paths, paths)
+    async def ingest_paths(
+        self,
+        collection: str,
+        paths: list[Path],
+        progress: Progress | None = None,
+        skipped: list[dict[str, str]] | None = None,
+    ) -> IngestReport:
+        """Load files (a document's id is its path relative to the argument) and ingest them. With ``skipped``,
+        unreadable files are listed there and the rest ingested; without it, one fails the whole call."""
+        documents = await asyncio.to_thread(load_paths, paths, skipped)
         return await self.ingest(collection, documents, progress)
 
     async def delete_documents(self, collection: str, doc_ids: list[str]) -> int:
@@ -222,7 +239,7 @@ class VoiceRAG:
 
     async def maintain(self) -> dict[str, Any]:
         """Purge expired cache entries, refresh the store's statistics, compact or rebuild indexes, pool advice."""
-        from voicerag.maintenance import run_maintenance
+        from voicerag.operations.maintenance import run_maintenance
 
         return await run_maintenance(self)
 
@@ -235,17 +252,15 @@ async def build_retriever(
 ) -> Retriever:
     """The read model with its change feed, dense backend and batching worker, from Settings."""
     s = settings
-    worker = RetrievalWorker(
-        embedder.embed, embedder.embed_sync, s.retrieval_workers, s.retrieval_max_batch, s.candidates, s.rrf_k
-    )
+    worker = RetrievalWorker(embedder.embed, embedder.embed_sync, s.retrieval_workers, s.retrieval_max_batch)
     backend: DenseBackend
+    params = IndexParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.ivf_nprobe)
     if s.vector_backend == "pgvector":
         from voicerag.retrieval.pgvector_index import PgVectorBackend, create_vector_schema
 
         await create_vector_schema(pools.engine, embedder.dim, s.hnsw_m, s.hnsw_ef_construction)
-        backend = PgVectorBackend(pools.engine, asyncio.get_running_loop(), embedder.dim, s.hnsw_ef_search)
+        backend = PgVectorBackend(pools.engine, asyncio.get_running_loop(), embedder.dim, params)
     else:
-        params = IndexParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.ivf_nprobe)
         backend = FaissBackend(embedder.dim, params, s.index_type, s.hnsw_threshold, s.index_memory_budget_mb)
     return Retriever(
         store,

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from voicerag.config import ConfigError, Settings, load_settings, recommend
-from voicerag.errors import VoiceRAGError
+from voicerag.errors import NotFound, VoiceRAGError
 
 T = TypeVar("T")
 
@@ -37,12 +37,25 @@ app.add_typer(postgres_app, name="postgres")
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages stay whole lines (logs, pipes, tests)
 out = Console()
 
-Collections = Annotated[list[str], typer.Option("--collection", "-c", help="collection name (repeatable)")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object")]
-Mode = Annotated[str | None, typer.Option("--mode", help="dense, lexical or hybrid")]
+DEFAULT_COLLECTION = "docs"  # what 'make run' ingests the demo documents into
+Collections = Annotated[
+    list[str], typer.Option("--collection", "-c", help="collection name (repeatable)", show_default=True)
+]
+Collection = Annotated[str, typer.Option("--collection", "-c", help="collection name")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object", metavar="")]
+ServerUrl = Annotated[
+    str | None,
+    typer.Option("--url", envvar="VOICERAG_URL", help="a running server, e.g. http://127.0.0.1:8000"),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="VOICERAG_API_KEY", help="an admin key, when the server needs one")
+]
+Mode = Annotated[
+    Literal["dense", "lexical", "hybrid"] | None, typer.Option("--mode", help="search mode (default: hybrid)")
+]
 
 
 @app.callback()
@@ -72,6 +85,15 @@ def _run(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) 
             console.print(f"[yellow]warning:[/yellow] {warning}")
         try:
             return await work(rag)
+        except NotFound as exc:  # say where we looked and what is there: a new, empty data dir is the usual cause
+            names = [c["name"] for c in await rag.list_collections()]
+            where = f"the store in {rag.settings.data_dir.resolve()}" if not rag.settings.database_url else "the store"
+            held = f"it holds: {', '.join(names)}" if names else "it holds no collections yet"
+            exc.detail = (
+                f"{exc.detail}. Looked in {where}; {held}. (VOICERAG_DATA_DIR or --config choose another store; "
+                "'voicerag ingest PATH -c NAME' adds documents.)"
+            )
+            raise
         finally:
             await rag.aclose()
 
@@ -153,40 +175,64 @@ def serve(
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (txt, md, html, pdf, docx, jsonl)")],
-    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    collection: Collection = DEFAULT_COLLECTION,
     queued: Annotated[
-        bool, typer.Option("--async", help="queue a job for 'voicerag worker' processes and print its id")
+        bool, typer.Option("--async", help="queue a job for 'voicerag worker' processes and print its id", metavar="")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="stop at the first unreadable file (default: skip it)", metavar="")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ingest files; a file's document id is its path relative to the argument (re-ingest replaces it)."""
-    if queued:
-        from voicerag.documents.loaders import load_paths
+    """Ingest files; a file's document id is its path relative to the argument (re-ingest replaces it). An
+    unreadable file is skipped and listed at the end (exit 1 when any was); --strict stores nothing then."""
+    from voicerag.documents.loaders import load_paths
 
-        job = _run(lambda rag: rag.enqueue_ingest(collection, load_paths(paths)))
-        if as_json:
-            _print_json(job.to_json())
-        else:
-            out.print(f"queued job {job.id}: {job.documents} documents into {collection} (GET /v1/jobs/{job.id})")
-        return
+    skipped: list[dict[str, str]] | None = None if strict else []
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        console.print(f"[red]error:[/red] no such file or folder: {', '.join(missing)}")
+        raise typer.Exit(2)
 
     async def work(rag: Any) -> Any:
+        documents = await asyncio.to_thread(load_paths, paths, skipped)
+        if not documents:  # nothing readable: create nothing
+            return None
+        if queued:
+            return await rag.enqueue_ingest(collection, documents, skipped or [])
         with _progress("embedding chunks", quiet=as_json) as bar:
             task = bar.add_task("ingest", total=None)
-            report = await rag.ingest_paths(
-                collection, paths, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            return await rag.ingest(
+                collection, documents, progress=lambda done, total: bar.update(task, completed=done, total=total)
             )
-        return report
 
-    report = _run(work)
-    if as_json:
-        _print_json(report.to_json())
-        return
-    out.print(
-        f"{collection}: {report.documents} documents ({report.added} added, {report.updated} updated, "
-        f"{report.unchanged} unchanged), {report.chunks} chunks in {report.seconds:.2f} s "
-        f"({report.docs_per_s:.1f} docs/s, {report.chunks_per_s:.1f} chunks/s)"
-    )
+    result = _run(work)
+    if result is None:
+        if not skipped:
+            console.print(f"[red]error:[/red] no supported files under {', '.join(map(str, paths))}")
+            raise typer.Exit(1)
+        if as_json:
+            _print_json({"collection": collection, "documents": 0, "skipped": skipped})
+    elif queued:
+        if as_json:
+            _print_json(result.to_json())
+        else:
+            out.print(
+                f"queued job {result.id}: {result.documents} documents into {collection} (GET /v1/jobs/{result.id})"
+            )
+    elif as_json:
+        _print_json(result.to_json() | {"skipped": skipped or []})
+    else:
+        out.print(
+            f"{collection}: {result.documents} documents ({result.added} added, {result.updated} updated, "
+            f"{result.unchanged} unchanged), {result.chunks} chunks in {result.seconds:.2f} s "
+            f"({result.docs_per_s:.1f} docs/s, {result.chunks_per_s:.1f} chunks/s)"
+        )
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} unreadable file(s):[/yellow]")
+        for entry in skipped:
+            console.print(f"  {entry['file']}: {entry['error']}")
+        raise typer.Exit(1)
 
 
 def _source_rows(sources: list[Any]) -> list[dict[str, Any]]:
@@ -196,7 +242,7 @@ def _source_rows(sources: list[Any]) -> list[dict[str, Any]]:
 @app.command()
 def search(
     query: str,
-    collection: Collections = ["default"],  # noqa: B006
+    collection: Collections = [DEFAULT_COLLECTION],  # noqa: B006
     mode: Mode = None,
     k: Annotated[int | None, typer.Option("-k", help="results")] = None,
     as_json: JsonFlag = False,
@@ -215,7 +261,7 @@ def search(
 @app.command()
 def ask(
     question: str,
-    collection: Collections = ["default"],  # noqa: B006
+    collection: Collections = [DEFAULT_COLLECTION],  # noqa: B006
     mode: Mode = None,
     k: Annotated[int | None, typer.Option("-k", help="sources to retrieve")] = None,
     as_json: JsonFlag = False,
@@ -228,9 +274,11 @@ def ask(
     out.print(answer.text)
     if answer.fallback:
         console.print(f"[yellow](extractive fallback: {answer.fallback_reason})[/yellow]")
-    for s in answer.sources:
-        out.print(f"  [{s.n}] {s.title or s.document_id} ({s.document_id}, score {s.score:.4f})")
-    console.print(f"[dim]{answer.generator}, {'cached, ' if answer.cached else ''}{answer.timings_ms}[/dim]")
+    if answer.found:
+        for s in answer.sources:
+            out.print(f"  [{s.n}] {s.title or s.document_id} ({s.document_id}, score {s.score:.4f})")
+    timings = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in answer.timings_ms.items())
+    console.print(f"[dim]{answer.generator}{', cached' if answer.cached else ''}: {timings}[/dim]")
 
 
 @app.command()
@@ -266,22 +314,83 @@ def delete(
 # ---- config ------------------------------------------------------------------------------------------------
 
 
+def _server(method: str, url: str, path: str, api_key: str | None, body: Any = None) -> Any:
+    """One call to a running server's admin API; its problem detail printed and exit 1 on an error."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]error:[/red] could not reach {url}: {exc}")
+        raise typer.Exit(1) from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        console.print(f"[red]error {response.status_code}:[/red] {detail}")
+        raise typer.Exit(1)
+    return response.json()
+
+
 @config_app.command("show")
-def config_show(as_json: JsonFlag = False) -> None:
-    """Print the effective settings (secrets hidden)."""
-    settings = _settings()
-    data = settings.model_dump(mode="json")
-    for key in data:
-        if key.endswith("api_key") and data[key]:
-            data[key] = "***"
-    data["resolved_database_url"] = settings.resolved_database_url
+def config_show(url: ServerUrl = None, api_key: ApiKey = None, as_json: JsonFlag = False) -> None:
+    """Print the settings (secrets hidden): this machine's, or with --url a running server's, marking what
+    was changed at run time and by whom; 'restart' marks settings that cannot change live."""
+    from voicerag.operations.live_config import LIVE, SECRET
+
+    if url:
+        described = _server("GET", url, "/v1/admin/config", api_key)["settings"]
+    else:
+        settings = _settings()
+        data = settings.model_dump(mode="json")
+        described = {
+            key: {"value": "(set)" if value and any(s in key for s in SECRET) else value, "live": key in LIVE}
+            for key, value in data.items()
+        }
+        described["resolved_database_url"] = {"value": settings.resolved_database_url, "live": False}
     if as_json:
-        _print_json(data)
+        _print_json(described)
         return
-    table = Table("setting", "value")
-    for key, value in data.items():
-        table.add_row(key, str(value))
+    table = Table("setting", "value", "changes", "changed at run time")
+    for key, entry in described.items():
+        changed = ""
+        if entry.get("changed_by"):
+            changed = f"by {entry['changed_by']} (started with {entry.get('started_with')!r})"
+        table.add_row(key, str(entry["value"]), "live" if entry["live"] else "restart", changed)
     out.print(table)
+
+
+@config_app.command("set")
+def config_set(
+    assignments: Annotated[list[str], typer.Argument(help="KEY=VALUE (VALUE as JSON or text; null: back to start)")],
+    url: ServerUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change settings of a running server and every replica sharing its Redis, without a restart. All apply or
+    none; a setting that needs a restart is refused with the reason."""
+    updates: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error:[/red] {assignment!r} is not KEY=VALUE")
+            raise typer.Exit(2)
+        try:
+            updates[key.strip().lower()] = json.loads(raw)
+        except ValueError:
+            updates[key.strip().lower()] = raw
+    changed = _server("PATCH", url or "http://127.0.0.1:8000", "/v1/admin/config", api_key, {"settings": updates})[
+        "changed"
+    ]
+    if as_json:
+        _print_json(changed)
+        return
+    for key, (old, new) in changed.items():
+        out.print(f"{key}: {old!r} -> {new!r}")
+    if not changed:
+        out.print("nothing changed (the values were already set)")
 
 
 @config_app.command("validate")
@@ -346,7 +455,7 @@ async def _maintain(rag: Any) -> dict[str, Any]:
 
 @app.command()
 def worker(
-    burst: Annotated[bool, typer.Option(help="run the queued jobs, then exit")] = False,
+    burst: Annotated[bool, typer.Option(help="run the queued jobs, then exit", metavar="")] = False,
     max_jobs: Annotated[int, typer.Option(help="jobs run at once by this process")] = 1,
 ) -> None:
     """Run queued ingestion jobs (needs VOICERAG_REDIS_URL). Start as many as you like, on any machine that
@@ -453,20 +562,30 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> 
 
 
 @cache_app.command("stats")
-def cache_stats(as_json: JsonFlag = False) -> None:
-    """Cache figures of this process (a fresh process: mainly the SQL/Redis tiers' contents are shared)."""
-    stats = _run(lambda rag: _async(rag.cache.stats_json()))
-    if as_json:
-        _print_json(stats)
+def cache_stats(url: ServerUrl = None, api_key: ApiKey = None, as_json: JsonFlag = False) -> None:
+    """What the cache holds per policy and tier (Redis, SQL and disk are shared by every process). Hits and
+    misses are counted inside each server process: --url asks a running server for its own."""
+    if url:
+        stats = _server("GET", url, "/v1/cache/stats", api_key)
+        if as_json:
+            _print_json(stats)
+            return
+        table = Table("policy", "hits", "misses", "hit rate", "memory bytes", "tiers")
+        for name, s in stats.items():
+            memory = s["tiers"].get("memory", {}).get("bytes", 0)
+            row = [name, str(s["hits"]), str(s["misses"]), f"{s['hit_rate']:.2%}", str(memory), ", ".join(s["tiers"])]
+            table.add_row(*row)
+        out.print(table)
         return
-    table = Table("policy", "hits", "misses", "hit rate", "tiers")
-    for name, s in stats.items():
-        table.add_row(name, str(s["hits"]), str(s["misses"]), f"{s['hit_rate']:.2%}", ", ".join(s["tiers"]))
+    stored = _run(lambda rag: rag.cache.stored())
+    if as_json:
+        _print_json({"stored": stored})
+        return
+    table = Table("policy", "entries per tier (this store and Redis)")
+    for name, tiers in stored.items():
+        table.add_row(name, ", ".join(f"{tier} {n}" for tier, n in tiers.items() if tier != "memory") or "-")
     out.print(table)
-
-
-async def _async(value: T) -> T:
-    return value
+    console.print("[dim]hits and misses: 'voicerag cache stats --url http://HOST:PORT' asks the server[/dim]")
 
 
 @cache_app.command("clear")
@@ -559,7 +678,7 @@ def say(
 @app.command()
 def talk(
     file: Annotated[Path, typer.Argument(help="the spoken question")],
-    collections: Collections,
+    collections: Collections = [DEFAULT_COLLECTION],  # noqa: B006
     output: AudioOut = Path("answer.wav"),
     mode: Mode = None,
     as_json: JsonFlag = False,
@@ -587,17 +706,15 @@ def talk(
 @eval_app.command("retrieval")
 def eval_retrieval(
     folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")],
-    mode: Annotated[str, typer.Option(help="dense, lexical or hybrid")] = "hybrid",
+    mode: Annotated[Literal["dense", "lexical", "hybrid"], typer.Option(help="search mode")] = "hybrid",
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N queries")] = None,
-    answers: Annotated[bool, typer.Option(help="also score the extractive answer on answers.jsonl")] = False,
+    answers: Annotated[
+        bool, typer.Option(help="also score the extractive answer on answers.jsonl", metavar="")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and query latency p50/p95 (uncached search)."""
     from voicerag.evaluation.retrieval import evaluate_retrieval
-
-    if mode not in ("dense", "lexical", "hybrid"):
-        console.print("[red]error:[/red] --mode must be dense, lexical or hybrid")
-        raise typer.Exit(2)
 
     async def work(rag: Any) -> dict[str, Any]:
         with _progress("queries", quiet=as_json) as bar:
@@ -621,6 +738,48 @@ def eval_retrieval(
     table.add_row("latency p50 / p95 ms", f"{result['latency_ms']['p50']} / {result['latency_ms']['p95']}")
     if "answer" in result:
         table.add_row("answer EM / F1", f"{result['answer']['exact_match']} / {result['answer']['f1']}")
+    out.print(table)
+
+
+@eval_app.command("answers")
+def eval_answers(
+    folder: Annotated[Path, typer.Argument(help="BEIR folder with answers.jsonl (SQuAD)")],
+    limit: Annotated[int, typer.Option(help="questions sampled evenly across the set (0: all)")] = 500,
+    offset: Annotated[int, typer.Option(help="start the even sample here (another offset: a disjoint sample)")] = 0,
+    cases: Annotated[bool, typer.Option("--cases", help="add each case's features to the JSON", metavar="")] = False,
+    mode: Mode = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer accuracy (the gold answer in the answer) on answerable questions, and how well the answerer says
+    it found nothing when the question's paragraph is taken out: abstention precision and recall, at the
+    configured ANSWER_MIN_CONFIDENCE and over a sweep of thresholds."""
+    from voicerag.evaluation.answers import evaluate_answers
+
+    async def work(rag: Any) -> dict[str, Any]:
+        with _progress("questions", quiet=as_json) as bar:
+            task = bar.add_task("eval", total=None)
+            return await evaluate_answers(
+                rag,
+                folder,
+                limit,
+                mode,
+                lambda d, t: bar.update(task, completed=d, total=t),  # type: ignore[arg-type]
+                offset,
+                cases,
+            )
+
+    result = _run(work)
+    if as_json:
+        _print_json(result)
+        return
+    at = result["at_threshold"]
+    table = Table("metric", "value")
+    table.add_row("questions (each asked answerable and unanswerable)", str(result["questions"]))
+    table.add_row("gold paragraph in the sources", str(result["gold_paragraph_retrieved"]))
+    table.add_row(f"accuracy at threshold {at['threshold']}", str(at["accuracy"]))
+    table.add_row("abstention precision / recall", f"{at['abstention_precision']} / {at['abstention_recall']}")
+    table.add_row("accuracy if never abstaining", str(result["accuracy_if_never_abstaining"]))
+    table.add_row("thresholds meeting the targets", ", ".join(map(str, result["thresholds_meeting_targets"])) or "none")
     out.print(table)
 
 

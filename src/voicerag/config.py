@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     chunk_words: int = Field(120, ge=16, le=2000, description="target chunk length in words")
     chunk_overlap_words: int = Field(24, ge=0, le=1000)
     max_upload_mb: float = Field(50.0, gt=0)
-    max_question_chars: int = Field(2000, ge=10)
+    max_question_chars: int = Field(2000, ge=10, le=1_000_000)
     max_k: int = Field(100, ge=1, le=1000)
     max_documents_per_request: int = Field(1000, ge=1)
     max_embedding_inputs: int = Field(256, ge=1, description="/v1/embeddings: inputs per request")
@@ -128,12 +128,12 @@ class Settings(BaseSettings):
     index_memory_budget_mb: float = Field(4096, gt=0, description="auto: IVF when HNSW would exceed this")
     hnsw_m: int = Field(32, ge=4, le=128)
     hnsw_ef_construction: int = Field(100, ge=8)
-    hnsw_ef_search: int = Field(128, ge=8)
-    ivf_nprobe: int = Field(48, ge=1)
+    hnsw_ef_search: int = Field(128, ge=8, le=4096)
+    ivf_nprobe: int = Field(48, ge=1, le=65_536)
     search_mode: SearchMode = "hybrid"
-    top_k: int = Field(5, ge=1)
-    rrf_k: int = Field(60, ge=1)
-    candidates: int = Field(50, ge=1, description="per-mode candidates before fusion")
+    top_k: int = Field(5, ge=1, le=1000)
+    rrf_k: int = Field(60, ge=1, le=100_000)
+    candidates: int = Field(50, ge=1, le=10_000, description="per-mode candidates before fusion")
     cpu_concurrency: int = Field(2, ge=1, le=256, description="concurrent CPU-bound model calls")
     retrieval_workers: int = Field(1, ge=1, le=64, description="searches run as batches on this many threads at once")
     retrieval_max_batch: int = Field(64, ge=1, le=1024, description="most searches in one worker call")
@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         20.0, gt=0, le=10_000, description="SQLite: how often other processes' commits are looked for"
     )
     sync_interval_s: float = Field(
-        5.0, gt=0, description="replicas compare generations with the store this often, besides change notices"
+        5.0, ge=0.05, description="replicas compare generations with the store this often, besides change notices"
     )
     max_inflight_requests: int = Field(
         64, ge=1, description="query requests (search, ask, chat) served at once; more wait in the queue"
@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     # answers
     generator: Literal["extractive", "llm"] = "extractive"
     answer_sentences: int = Field(2, ge=1, le=10)
+    answer_min_confidence: float = Field(
+        0.2, ge=0, le=1, description="answers: below this confidence that the sources answer, say nothing was found"
+    )
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
@@ -248,6 +251,21 @@ class Settings(BaseSettings):
     cache_ttl_stt_s: int = Field(30 * 86400, ge=1)
     semantic_cache: bool = False
     semantic_cache_threshold: float = Field(0.95, ge=0, le=1)
+
+    # alerts: evaluated inside the server on a rolling window; a threshold of 0 is off
+    alert_window_s: float = Field(300, ge=1, le=86_400, description="alerts: the rolling window they look at")
+    alert_interval_s: float = Field(10, ge=0.1, le=3600, description="alerts: how often they are evaluated")
+    alert_min_requests: int = Field(
+        20, ge=1, description="alerts: a route's p95 and error rate count once it has this many requests"
+    )
+    alert_p95_ms: float = Field(1000, ge=0, description="alert when a route's p95 latency is above this")
+    alert_error_rate: float = Field(0.05, ge=0, le=1, description="alert when this share of requests get a 5xx")
+    alert_cache_hit_floor: float = Field(0, ge=0, le=1, description="alert when the answer cache hit rate is below")
+    alert_pool_saturation: float = Field(
+        0.9, ge=0, le=1, description="alert when a pool has this share of its connections in use"
+    )
+    alert_sync_lag_ms: float = Field(5000, ge=0, description="alert when others' writes reach this replica late (p95)")
+    alert_memory_mb: float = Field(0, ge=0, description="alert when the process's resident memory is above this")
 
     @model_validator(mode="after")
     def _check_relations(self) -> Settings:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voicerag.config import Settings
-from voicerag.documents.chunking import chunk_text
+from voicerag.documents.chunking import chunk_text, indexed_text
 from voicerag.documents.loaders import Document
 from voicerag.documents.store import DocumentStore, PreparedChunk, PreparedDocument, content_hash
 from voicerag.errors import InvalidInput
@@ -127,7 +127,7 @@ class Ingestor:
 
     async def _prepare(self, batch: list[tuple[tuple[Document, str], list[Any]]]) -> list[PreparedDocument]:
         """Embed one batch's chunks (in model-sized steps) and pair them with their documents."""
-        texts = [span.text for _, doc_spans in batch for span in doc_spans]
+        texts = [indexed_text(doc.title, span.text) for (doc, _), doc_spans in batch for span in doc_spans]
         vectors: list[Any] = []
         step = max(self.settings.embed_batch_size * 4, 64)
         for i in range(0, len(texts), step):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
@@ -20,6 +22,27 @@ if TYPE_CHECKING:
 disable_created_metrics()  # no *_created gauges beside every counter: they double the series for nothing
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass
+class RequestSample:
+    at: float  # time.monotonic()
+    route: str
+    seconds: float
+    status: int
+
+
+class RecentRequests:
+    """The last requests' route, duration and status (bounded), for windows over the recent past."""
+
+    def __init__(self, maxlen: int = 50_000):
+        self.samples: deque[RequestSample] = deque(maxlen=maxlen)
+
+    def add(self, route: str, seconds: float, status: int) -> None:
+        self.samples.append(RequestSample(time.monotonic(), route, seconds, status))
+
+    def since(self, started: float) -> list[RequestSample]:
+        return [s for s in self.samples if s.at >= started]
 
 
 class Metrics:
@@ -57,6 +80,14 @@ class Metrics:
             registry=self.registry,
         )
         self.errors = Counter("voicerag_errors", "errors by kind", ["kind", "worker"], registry=self.registry)
+        self.recent = RecentRequests()  # for the alerts' rolling window
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One HTTP request: into the histogram, the error counter (4xx and 5xx) and the recent window."""
+        if status >= 400:
+            self.errors.labels(f"http_{status // 100}xx", self.worker).inc()
+        self.requests.labels(route, method, str(status), self.worker).observe(seconds)
+        self.recent.add(route, seconds, status)
 
     @contextmanager
     def stage(self, name: str, timings: dict[str, float] | None = None) -> Iterator[None]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from voicerag.answer.extractive import ExtractiveGenerator
+from voicerag.answer.extractive import Extract, ExtractiveGenerator
 from voicerag.answer.types import Answer, Generator, Source
 from voicerag.cache.semantic import SemanticIndex
 from voicerag.cache.tiered import TieredCache
@@ -21,6 +21,7 @@ from voicerag.errors import InvalidInput, UpstreamError
 from voicerag.metrics import Metrics
 from voicerag.retrieval.embedder import Embedder
 from voicerag.retrieval.search import CollectionState, Retriever, check_collection_name
+from voicerag.retrieval.worker import FusionParams
 from voicerag.validation import plain_text
 
 log = logging.getLogger(__name__)
@@ -136,14 +137,16 @@ class Pipeline:
         k: int,
         timings: dict[str, float],
         use_cache: bool = True,
+        fusion: FusionParams | None = None,
     ) -> list[Source]:
+        fusion = fusion or self.fusion_params()
         if not use_cache:
-            return await self._search_uncached(query, states, mode, k, timings)
+            return await self._search_uncached(query, states, mode, k, timings, fusion)
         generations = sorted((name, state.generation) for name, state in states.items())
-        key = (generations, normalize_question(query), mode, k, self.settings.rrf_k)
+        key = (generations, normalize_question(query), mode, k, self._retrieval_signature(fusion))
 
         async def compute() -> list[dict[str, Any]]:
-            return [s.to_json() for s in await self._search_uncached(query, states, mode, k, timings)]
+            return [s.to_json() for s in await self._search_uncached(query, states, mode, k, timings, fusion)]
 
         with self.metrics.stage("search_total", timings):
             rows, _ = await self.cache.get_or_compute(
@@ -151,12 +154,26 @@ class Pipeline:
             )
         return [Source(**row) for row in rows]
 
+    def fusion_params(self) -> FusionParams:
+        """The fusion settings now (live configuration may change them between requests)."""
+        return FusionParams(self.settings.candidates, self.settings.rrf_k)
+
+    def _retrieval_signature(self, fusion: FusionParams) -> tuple[Any, ...]:
+        """What shapes a search result besides the query: part of every search and answer cache key."""
+        return (fusion.candidates, fusion.rrf_k, self.settings.hnsw_ef_search, self.settings.ivf_nprobe)
+
     async def _search_uncached(
-        self, query: str, states: dict[str, CollectionState], mode: SearchMode, k: int, timings: dict[str, float]
+        self,
+        query: str,
+        states: dict[str, CollectionState],
+        mode: SearchMode,
+        k: int,
+        timings: dict[str, float],
+        fusion: FusionParams,
     ) -> list[Source]:
         vector = None if mode == "lexical" else await self.cached_query_vector(query)
         with self.metrics.stage("retrieve", timings):
-            job = await self.retriever.search(query, vector, list(states.values()), mode, k)
+            job = await self.retriever.search(query, vector, list(states.values()), mode, k, fusion)
         if vector is None and job.vector is not None:
             await self.cache.set("embedding", (self.embedder.model_name, query), job.vector, encode=_vector_bytes)
         infos = [states[hit.collection].chunks.get(hit.chunk_id) for hit in job.hits]
@@ -190,14 +207,36 @@ class Pipeline:
 
     # ---- answers ----------------------------------------------------------------------------------------
 
+    async def extract(
+        self, question: str, sources: list[Source], extractive: ExtractiveGenerator | None = None
+    ) -> Extract:
+        """The extractive answer (also what an LLM answer's quotes and ``found`` rest on): candidate sentences
+        scored by their embedding similarity to the question, in one batched model call."""
+        extractive = extractive or self.extractive
+        sentences = extractive.sentences_of(sources)
+        if not sentences:
+            return extractive.select(question, sources)
+        question_vector = await self.embed_query(question)
+        vectors = await self.embedder.embed(sentences)
+        return extractive.select(question, sources, vectors @ question_vector)
+
     def _generator_signature(self) -> tuple[Any, ...]:
         s = self.settings
         if self.generator.name == "llm":
-            return ("llm", s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens)
-        return ("extractive", s.answer_sentences)
+            return ("llm", 2, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
+        return ("extractive", 2, s.answer_sentences, s.answer_min_confidence)  # 2: the answerer's version
 
-    def _answer_key(self, generations: dict[str, int], question: str, mode: str, k: int) -> tuple[Any, ...]:
-        return (tuple(sorted(generations.items())), normalize_question(question), mode, k, self._generator_signature())
+    def _answer_key(
+        self, generations: dict[str, int], question: str, mode: str, k: int, fusion: FusionParams
+    ) -> tuple[Any, ...]:
+        return (
+            tuple(sorted(generations.items())),
+            normalize_question(question),
+            mode,
+            k,
+            self._generator_signature(),
+            self._retrieval_signature(fusion),
+        )
 
     async def ask(
         self, question: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
@@ -220,12 +259,13 @@ class Pipeline:
         mode = mode or self.settings.search_mode
         states = await self.states(collections)
         generations = {name: state.generation for name, state in states.items()}
-        key = self._answer_key(generations, question, mode, k)
+        fusion = self.fusion_params()  # read once: the answer key and its search use the same values
+        key = self._answer_key(generations, question, mode, k, fusion)
         tags = tuple(f"collection:{c}" for c in generations)
         timings: dict[str, float] = {}
         with self.metrics.stage("answer_cache", timings):
             cached = await self.cache.get("answer", key)
-        bucket = (key[0], key[2], key[3], key[4])
+        bucket = (key[0], key[2], key[3], key[4], key[5])
         vector, similarity = None, None
         if cached is None and self.semantic is not None:
             with self.metrics.stage("semantic_cache", timings):
@@ -244,16 +284,17 @@ class Pipeline:
             yield {"type": "delta", "text": answer.text}
             yield {"type": "done", "answer_obj": answer}
             return
-        sources = await self._search(question, states, mode, k, timings)  # the states the answer key names
+        sources = await self._search(question, states, mode, k, timings, fusion=fusion)  # as the key names
         yield {"type": "sources", "sources": [s.to_json() for s in sources]}
         answer = Answer(text="", sources=sources, generator=self.generator.name)
         pieces: list[str] = []
         with self.metrics.stage("generate", timings):
-            if self.generator.name == "extractive" or not sources:
-                text, _ = self.extractive.select(question, sources)
+            extract = await self.extract(question, sources)
+            answer.found, answer.confidence = extract.found, extract.confidence
+            if self.generator.name == "extractive" or not extract.found:  # nothing to ground an LLM answer on
                 answer.generator = "extractive"
-                pieces.append(text)
-                yield {"type": "delta", "text": text}
+                pieces.append(extract.text)
+                yield {"type": "delta", "text": extract.text}
             else:
                 try:
                     async for piece in self.generator.stream(question, sources):
@@ -264,15 +305,11 @@ class Pipeline:
                 except UpstreamError as exc:
                     log.warning("LLM failed, answering extractively: %s", exc.detail)
                     self.metrics.errors.labels("llm_fallback", self.metrics.worker).inc()
-                    text, _ = self.extractive.select(question, sources)
-                    pieces = [text]
+                    pieces = [extract.text]
                     answer.generator = "extractive"
                     answer.fallback = True
                     answer.fallback_reason = exc.detail
-                    yield {"type": "fallback", "reason": exc.detail, "text": text}
-        if answer.generator == "llm":
-            # mark the quoted spans for LLM answers too: the sentences it most likely drew from
-            self.extractive.select(question, sources)
+                    yield {"type": "fallback", "reason": exc.detail, "text": extract.text}
         answer.text = "".join(pieces).strip()
         answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
         if not answer.fallback:
@@ -296,4 +333,6 @@ def _answer_from(data: dict[str, Any]) -> Answer:
         generator=data["generator"],
         fallback=data["fallback"],
         fallback_reason=data["fallback_reason"],
+        found=data["found"],
+        confidence=data["confidence"],
     )

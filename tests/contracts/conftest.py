@@ -14,6 +14,7 @@ def pgvector_backend(pgvector_url: str) -> Iterator[object]:
     """A PgVectorBackend whose queries run on an event loop in a thread (the read model's arrangement)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from voicerag.retrieval.index import IndexParams
     from voicerag.retrieval.pgvector_index import PgVectorBackend, create_vector_schema
 
     loop = asyncio.new_event_loop()
@@ -30,7 +31,7 @@ def pgvector_backend(pgvector_url: str) -> Iterator[object]:
 
     engine = run(make_engine())
     try:
-        yield PgVectorBackend(engine, loop, 384, 200)
+        yield PgVectorBackend(engine, loop, 384, IndexParams(hnsw_ef_search=200))
     finally:
         run(engine.dispose())
         loop.call_soon_threadsafe(loop.stop)

@@ -45,8 +45,35 @@ def test_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
     bad.write_bytes(b"%PDF-1.4 nothing")
     result = voicerag(tmp_path, "ingest", str(bad), "-c", "x")
     assert result.returncode == 1 and "broken.pdf: not a readable PDF" in result.stderr
+    assert "Traceback" not in result.stderr and "pypdf" not in result.stderr  # no library log lines
     unknown = voicerag(tmp_path, "ask", "hi", "-c", "missing")
     assert unknown.returncode == 1 and "collection 'missing' does not exist" in unknown.stderr
+    assert "it holds no collections yet" in unknown.stderr and str(tmp_path / "state") in unknown.stderr
+    wrong_mode = voicerag(tmp_path, "ask", "hi", "--mode", "semantic")
+    assert wrong_mode.returncode == 2 and "dense" in wrong_mode.stderr and "hybrid" in wrong_mode.stderr
+
+
+def test_one_bad_file_is_skipped_and_listed_strict_stores_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Opening hours\n\nThe museum is closed on Sundays.\n")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 nothing")
+    strict = voicerag(tmp_path, "ingest", str(folder), "--strict", "--json")
+    assert strict.returncode == 1 and "broken.pdf" in strict.stderr
+    listed = voicerag(tmp_path, "collections", "--json")
+    assert json.loads(listed.stdout)["collections"] == []  # --strict: nothing stored
+    lenient = voicerag(tmp_path, "ingest", str(folder), "--json")  # into the default collection, 'docs'
+    assert lenient.returncode == 1, lenient.stderr  # something was skipped: scripts notice
+    report = json.loads(lenient.stdout)
+    assert report["added"] == 1 and [s["file"] for s in report["skipped"]] == ["broken.pdf"]
+    assert "skipped 1 unreadable file" in lenient.stderr and "broken.pdf: not a readable PDF" in lenient.stderr
+    answer = voicerag(tmp_path, "ask", "Is the museum open on Sunday?")
+    assert answer.returncode == 0 and "closed on Sundays" in answer.stdout and "{" not in answer.stdout
+    missing = voicerag(tmp_path, "ask", "What does the gift shop sell?", "--json")
+    assert json.loads(missing.stdout)["found"] is False
+    stored = json.loads(voicerag(tmp_path, "cache", "stats", "--json").stdout)["stored"]
+    assert set(stored) == {"embedding", "search", "answer", "tts", "stt", "clip"}
+    assert stored["stt"]["sql"] == 0 and stored["answer"] == {"memory": 0}  # no Redis here: answers don't persist
 
 
 def test_config_commands(tmp_path: Path) -> None:
@@ -56,7 +83,8 @@ def test_config_commands(tmp_path: Path) -> None:
     assert result.returncode == 2 and "port:" in result.stderr
     config.write_text('preset = "development"\n')
     shown = json.loads(voicerag(tmp_path, "--config", str(config), "config", "show", "--json").stdout)
-    assert shown["index_type"] == "flat" and shown["preset"] == "development"
+    assert shown["index_type"]["value"] == "flat" and shown["preset"]["value"] == "development"
+    assert shown["top_k"]["live"] is True and shown["hnsw_m"]["live"] is False  # hnsw_m needs a restart
     rec = json.loads(
         voicerag(
             tmp_path, "config", "recommend", "--chunks", "500000", "--cores", "8", "--memory-gb", "32", "--json"

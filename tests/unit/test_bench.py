@@ -70,7 +70,7 @@ async def test_worker_batches_greedily_what_queued_while_it_was_busy() -> None:
     lexical = BM25Index()
     lexical.update(ids, ["zero", "one", "two", "three"], np.zeros(0, np.int64))
     target = Target("c", dense, lexical)
-    worker = RetrievalWorker(embed, embed_sync, concurrency=1, max_batch=64, candidates=4, rrf_k=60)
+    worker = RetrievalWorker(embed, embed_sync, concurrency=1, max_batch=64)
     first = asyncio.ensure_future(worker.run(SearchJob("x", None, [target], "dense", 1)))
     await asyncio.to_thread(entered.wait, 60)
     rest = [asyncio.ensure_future(worker.run(SearchJob("y" * i, None, [target], "hybrid", 2))) for i in range(10)]

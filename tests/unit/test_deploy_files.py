@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from voicerag import Settings, VoiceRAG
@@ -37,3 +40,14 @@ def test_rules_and_dashboard_use_exposed_metrics(tmp_path: Path) -> None:
     used = {m for expr in exprs for m in re.findall(r"\b(?:voicerag|process)_[a-z_]+\b", expr)}
     assert used and used <= names, used - names
     assert all(rule["annotations"]["summary"] for group in rules["groups"] for rule in group["rules"])
+
+
+def test_promtool_accepts_the_alerting_rules() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; scripts/install-test-deps.sh adds it)")
+    result = subprocess.run(
+        [promtool, "check", "rules", str(ROOT / "deploy/prometheus/alerts.yml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from voicerag.answer.types import Source
 from voicerag.documents.chunking import split_sentences
 from voicerag.retrieval.lexical import tokenize
 
-NO_ANSWER = "I could not find an answer to that in the documents."
+NO_ANSWER = "I could not find that in your documents."
 
 
 @dataclass
@@ -19,28 +21,57 @@ class _Candidate:
     text: str
     start: int
     end: int
-    score: float
+    section: str = ""  # the markdown heading above the sentence in its chunk, if any
+    score: float = 0.0
+    similarity: float = 0.0
+
+
+@dataclass
+class Extract:
+    """An extractive answer: its text (cited), whether the documents hold an answer, and how sure that is (the
+    best sentence's meaning similarity to the question, or its word overlap without vectors)."""
+
+    text: str
+    found: bool
+    confidence: float
+    features: dict[str, float] = field(default_factory=dict)
 
 
 class ExtractiveGenerator:
-    """Scores each sentence of the top sources by IDF-weighted overlap with the question (unigrams and
-    bigrams of stemmed tokens) plus a prior for the source's rank, and answers with the best ones, cited."""
+    """Answers with the sentences of the top sources that best answer the question: scored by meaning
+    (embedding similarity to the question, when given) and by IDF-weighted word and bigram overlap, with a
+    prior for the source's rank. Says it found nothing when no sentence is close enough to the question."""
 
     name = "extractive"
 
-    def __init__(self, sentences: int = 2, max_sources: int = 5):
+    def __init__(self, sentences: int = 2, max_sources: int = 5, min_confidence: float = 0.2):
         self.sentences = sentences
         self.max_sources = max_sources
+        self.min_confidence = min_confidence
 
-    def select(self, question: str, sources: list[Source]) -> tuple[str, list[Source]]:
-        """The answer text, and the sources with the quoted sentence marked on each one used."""
-        q_tokens = tokenize(question)
-        if not sources or not q_tokens:
-            return NO_ANSWER, sources
-        candidates: list[_Candidate] = []
+    def sentences_of(self, sources: list[Source]) -> list[str]:
+        """The candidate sentences as they are embedded (under their section heading), in the order ``select``
+        expects their similarities."""
+        return [f"{c.section}: {c.text}" if c.section else c.text for c in self._candidates(sources)]
+
+    def _candidates(self, sources: list[Source]) -> list[_Candidate]:
+        candidates = []
         for source in sources[: self.max_sources]:
+            section = ""
             for sentence in split_sentences(source.text):
-                candidates.append(_Candidate(source, sentence.text, sentence.start, sentence.end, 0.0))
+                if sentence.text.startswith("#"):
+                    section = sentence.text.lstrip("#").strip()
+                elif is_prose(sentence.text):
+                    candidates.append(_Candidate(source, sentence.text, sentence.start, sentence.end, section))
+        return candidates
+
+    def select(self, question: str, sources: list[Source], similarities: np.ndarray | None = None) -> Extract:
+        """The answer, with the quoted sentence marked on each source used. ``similarities``: each candidate
+        sentence's cosine similarity to the question (``sentences_of`` order); without them, overlap alone."""
+        q_tokens = tokenize(question)
+        candidates = self._candidates(sources)
+        if not candidates or (not q_tokens and similarities is None):
+            return Extract(NO_ANSWER, False, 0.0)
         token_lists = [tokenize(c.text) for c in candidates]
         df: dict[str, int] = {}
         for tokens in token_lists:
@@ -49,30 +80,90 @@ class ExtractiveGenerator:
         n = len(candidates)
         idf = {t: math.log(1 + n / df[t]) for t in df}
         q_set = set(q_tokens)
+        q_weight = sum(math.log(1 + n) for _ in q_set) or 1.0  # an unseen word weighs the most
         q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
-        for (
-            candidate,
-            tokens,
-        ) in zip(candidates, token_lists, strict=True):
-            overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens))
-            bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False)))
+        for i, (candidate, tokens) in enumerate(zip(candidates, token_lists, strict=True)):
+            overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens)) / q_weight
+            bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False))) / max(1, len(q_bigrams))
             length_penalty = 1.0 / (1.0 + 0.02 * max(0, len(tokens) - 25))
-            rank_prior = 1.0 / (1.0 + 0.15 * (candidate.source.n - 1))
-            candidate.score = (overlap + 0.5 * bigrams) * length_penalty * rank_prior
-        best = sorted(candidates, key=lambda c: -c.score)[: self.sentences]
-        best = [c for c in best if c.score > 0]
-        if not best:
-            return NO_ANSWER, sources
-        # keep a second sentence only if it is reasonably strong next to the first
-        best = [best[0]] + [c for c in best[1:] if c.score >= 0.5 * best[0].score]
+            rank_prior = 1.0 / (1.0 + 0.1 * (candidate.source.n - 1))
+            lexical = overlap + 0.3 * bigrams
+            if similarities is not None:
+                candidate.similarity = float(similarities[i])
+                candidate.score = (candidate.similarity + 0.5 * lexical) * length_penalty * rank_prior
+            else:
+                candidate.similarity = lexical
+                candidate.score = lexical * length_penalty * rank_prior
+        ranked = sorted(candidates, key=lambda c: -c.score)
+        sims = sorted((c.similarity for c in candidates), reverse=True)
+        features = {
+            "similarity": sims[0],
+            "similarity_gap": sims[0] - (sims[1] if len(sims) > 1 else 0.0),
+            "chosen_similarity": ranked[0].similarity,
+            "overlap": max(sum(idf.get(t, 0.0) for t in q_set.intersection(tk)) / q_weight for tk in token_lists),
+            "covered": sum(1 for t in q_set if t in df) / max(1, len(q_set)),
+            "dense": float(sources[0].dense_score or 0.0),
+        }
+        if similarities is not None:
+            confidence = answer_probability(features)
+            found = confidence >= self.min_confidence
+        else:  # no vectors: word overlap alone decides
+            confidence = features["overlap"]
+            found = confidence >= 0.25
+        if not found or ranked[0].score <= 0:
+            return Extract(NO_ANSWER, False, round(confidence, 4), features)
+        best = [ranked[0]] + [c for c in ranked[1 : self.sentences] if c.score >= 0.75 * ranked[0].score]
         best.sort(key=lambda c: (c.source.n, c.start))
         for c in best:
             if c.source.quote is None:
                 c.source.quote = c.text
                 c.source.quote_start = c.source.start + c.start
                 c.source.quote_end = c.source.start + c.end
-        return " ".join(f"{c.text} [{c.source.n}]" for c in best), sources
+        return Extract(" ".join(f"{c.text} [{c.source.n}]" for c in best), True, round(confidence, 4), features)
 
     async def stream(self, question: str, sources: list[Source]) -> AsyncIterator[str]:
-        text, _ = self.select(question, sources)
-        yield text
+        yield self.select(question, sources).text
+
+
+# Whether the sources answer the question: a logistic model over the features ``select`` computes, fit on SQuAD
+# dev (1,000 questions, each asked with its paragraph and with it taken out; 'voicerag eval answers --cases'
+# then scripts/fit_abstention.py). Features are standardised with these means and scales.
+_MEAN = {
+    "similarity": 0.6267,
+    "similarity_gap": 0.0703,
+    "chosen_similarity": 0.6058,
+    "overlap": 0.3106,
+    "covered": 0.7234,
+    "dense": 0.5505,
+}
+_SCALE = {
+    "similarity": 0.1211,
+    "similarity_gap": 0.0742,
+    "chosen_similarity": 0.1313,
+    "overlap": 0.1216,
+    "covered": 0.166,
+    "dense": 0.1298,
+}
+_WEIGHT = {
+    "similarity": 0.251,
+    "similarity_gap": 0.317,
+    "chosen_similarity": 0.444,
+    "overlap": 0.977,
+    "covered": 0.185,
+    "dense": 0.229,
+}
+_BIAS = 0.084
+
+
+def answer_probability(features: dict[str, float]) -> float:
+    """The model's probability that the sources hold the answer."""
+    z = _BIAS + sum(w * (features[name] - _MEAN[name]) / _SCALE[name] for name, w in _WEIGHT.items())
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def is_prose(sentence: str) -> bool:
+    """Whether a sentence can be an answer: not a heading alone, a code line or a table row."""
+    text = sentence.strip()
+    if text.startswith(("```", "#", "|", "    ")) or text.count("|") >= 2:
+        return False
+    return sum(ch.isalpha() for ch in text) >= 8

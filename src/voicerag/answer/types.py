@@ -35,6 +35,8 @@ class Answer:
     text: str
     sources: list[Source]
     generator: str
+    found: bool = True  # False: the documents hold no answer, and the text says so
+    confidence: float | None = None  # the best sentence's similarity to the question (what ``found`` rests on)
     fallback: bool = False
     fallback_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -46,6 +48,8 @@ class Answer:
             "answer": self.text,
             "sources": [s.to_json() for s in self.sources],
             "generator": self.generator,
+            "found": self.found,
+            "confidence": self.confidence,
             "fallback": self.fallback,
             "fallback_reason": self.fallback_reason,
             "timings_ms": self.timings_ms,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -33,6 +34,22 @@ async def _warm(rag: VoiceRAG) -> None:
         rag.ready = True
 
 
+def _reload_on_sighup(rag: VoiceRAG) -> bool:
+    """SIGHUP re-reads the configuration file and applies what can change live (the server's own process)."""
+    tasks: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        task = asyncio.create_task(rag.live.reload_file())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+        return False
+    return True
+
+
 def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) -> FastAPI:
     """The ASGI app. Pass ``rag`` to share an already open instance (tests); else one is opened at startup."""
 
@@ -40,12 +57,20 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = rag is None
         app.state.rag = rag if rag is not None else await VoiceRAG.open(settings, role="server")
-        background = [asyncio.create_task(_warm(app.state.rag))]  # /readyz says ready once the indexes are in
-        if owned and app.state.rag.settings.preload_speech:  # in the background: the API answers meanwhile
-            background.append(asyncio.create_task(app.state.rag.speech.preload()))
+        live = app.state.rag
+        background = [asyncio.create_task(_warm(live))]  # /readyz says ready once the indexes are in
+        if owned and live.settings.preload_speech:  # in the background: the API answers meanwhile
+            background.append(asyncio.create_task(live.speech.preload()))
+        limiter = app.state.limiter
+        live.live.listeners.append(lambda s: limiter.retune(s.rate_limit_per_s, s.rate_limit_burst))
+        live.alerts.start()
+        reloads = _reload_on_sighup(live) if owned else False
         try:
             yield
         finally:
+            if reloads:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            await live.alerts.aclose()
             for task in background:
                 task.cancel()
             if owned:

@@ -96,14 +96,8 @@ class RequestMetrics:
             metrics = scope["app"].state.rag.metrics
             if status == 500 and scope.get("state", {}).get("client_gone"):
                 status = 499  # the client closed the connection first (nginx's code): not a server error
-            if status >= 400:
-                metrics.errors.labels(f"http_{status // 100}xx", metrics.worker).inc()
-            metrics.requests.labels(
-                getattr(route, "path", None) or ("/" if route is not None else "unmatched"),
-                scope["method"],
-                str(status),
-                metrics.worker,
-            ).observe(time.perf_counter() - started)
+            path = getattr(route, "path", None) or ("/" if route is not None else "unmatched")
+            metrics.observe_request(path, scope["method"], status, time.perf_counter() - started)
 
 
 class Admission:

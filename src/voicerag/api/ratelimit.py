@@ -36,6 +36,10 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # caller -> (tokens, at)
         self._script: Any = None
 
+    def retune(self, rate: float, burst: int) -> None:
+        """New limits (live configuration); buckets keep their tokens, capped at the new burst."""
+        self.rate, self.burst = rate, burst
+
     async def take(self, caller: str, redis: Any = None) -> None:
         """Spend one token of ``caller``'s bucket, or raise 429 saying when the next one is due."""
         if self.rate <= 0:

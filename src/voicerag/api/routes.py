@@ -13,9 +13,14 @@ from starlette.requests import HTTPConnection
 
 from voicerag.api.schemas import (
     SSE_RESPONSES,
+    AlertOut,
+    AlertsOut,
     AnswerOut,
     CollectionOut,
     CollectionsOut,
+    ConfigChangedOut,
+    ConfigOut,
+    ConfigPatchIn,
     CreatedCollectionOut,
     DeletedDocumentOut,
     DeletedOut,
@@ -32,6 +37,7 @@ from voicerag.api.schemas import (
 )
 from voicerag.app import VoiceRAG
 from voicerag.auth import ANONYMOUS, Principal
+from voicerag.config import ConfigError
 from voicerag.documents.loaders import Document, load_bytes
 from voicerag.errors import InvalidInput, NotFound, TooLarge, Unauthorized, VoiceRAGError
 
@@ -125,8 +131,11 @@ async def readyz(rag: Rag) -> JSONResponse:
     checks = await rag.health()
     checks["indexes"] = {"ok": rag.ready, "loaded": rag.retriever.loaded_names()} | rag.retriever.sync_stats()
     ready = checks["database"]["ok"] and rag.ready
-    status = "ready" if ready else ("warming" if checks["database"]["ok"] else "unavailable")
-    body = {"status": status, "checks": checks, "pools": rag.pools.stats()}
+    alerts = [a.to_json() for a in rag.alerts.active.values()]
+    status = (
+        ("degraded" if alerts else "ready") if ready else ("warming" if checks["database"]["ok"] else "unavailable")
+    )
+    body = {"status": status, "checks": checks, "pools": rag.pools.stats(), "alerts": alerts}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
@@ -334,6 +343,34 @@ async def maintenance(rag: Rag, caller: Caller) -> MaintenanceOut:
     compaction and rebuilds where called for, pool advice."""
     caller.require_admin()
     return MaintenanceOut.model_validate(await rag.maintain())
+
+
+@router.get("/v1/admin/alerts", tags=["admin"])
+async def alerts(rag: Rag, caller: Caller) -> AlertsOut:
+    """The performance alerts active now, evaluated on the rolling window at this request (admin scope)."""
+    caller.require_admin()
+    return AlertsOut(
+        alerts=[AlertOut(**a.to_json()) for a in rag.alerts.evaluate()], window_s=rag.settings.alert_window_s
+    )
+
+
+@router.get("/v1/admin/config", tags=["admin"])
+async def get_config(rag: Rag, caller: Caller) -> ConfigOut:
+    """Every setting: its value (secrets masked), whether it can change live, and who changed it (admin scope)."""
+    caller.require_admin()
+    return ConfigOut.model_validate({"settings": rag.live.describe()})
+
+
+@router.patch("/v1/admin/config", tags=["admin"])
+async def patch_config(body: ConfigPatchIn, rag: Rag, caller: Caller) -> ConfigChangedOut:
+    """Change settings while serving, on every replica (admin scope). Validated as at start-up: a bad value
+    changes nothing and the answer says why; a setting that needs a restart is refused."""
+    caller.require_admin()
+    try:
+        changed = await rag.live.change(body.settings, by=f"key {caller.name}")
+    except ConfigError as exc:
+        raise InvalidInput("; ".join(exc.problems)) from None
+    return ConfigChangedOut(changed=changed)
 
 
 @router.delete("/v1/cache/{policy}", tags=["cache"])

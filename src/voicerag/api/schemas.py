@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from voicerag.answer.types import Source  # a dataclass: pydantic validates and documents it as it is
 
@@ -18,10 +18,47 @@ class StatusOut(Out):
     status: str
 
 
+class AlertOut(Out):
+    name: str = Field(description="what crossed its threshold, e.g. latency_p95:/v1/search")
+    value: float
+    threshold: float
+    message: str
+    since: float = Field(description="unix seconds")
+
+
+class AlertsOut(Out):
+    alerts: list[AlertOut]
+    window_s: float
+
+
 class ReadyOut(Out):
-    status: str
+    status: str = Field(description="ready, degraded (ready, with active alerts), warming or unavailable")
     checks: dict[str, dict[str, Any]]
     pools: dict[str, Any]
+    alerts: list[AlertOut] = []
+
+
+class SettingOut(Out):
+    value: Any
+    live: bool = Field(description="whether it can change at run time (otherwise it needs a restart)")
+    changed_by: str | None = None
+    changed_at: float | None = None
+    started_with: Any = None
+
+
+class ConfigOut(Out):
+    settings: dict[str, SettingOut]
+
+
+class ConfigPatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    settings: dict[str, Any] = Field(
+        description="setting -> new value (null: back to the start-up value); all apply or none", max_length=100
+    )
+
+
+class ConfigChangedOut(Out):
+    changed: dict[str, list[Any]] = Field(description="setting -> [old, new]")
 
 
 class CollectionOut(Out):
@@ -105,6 +142,8 @@ class AnswerOut(Out):
     answer: str
     sources: list[Source]
     generator: str
+    found: bool = Field(description="false: the documents hold no answer, and the answer says so")
+    confidence: float | None = Field(description="the best sentence's similarity to the question")
     fallback: bool
     fallback_reason: str | None
     timings_ms: dict[str, float]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from voicerag.bench.stats import summarize
+from voicerag.retrieval.index import IndexParams
 from voicerag.retrieval.pgvector_index import TABLE, create_vector_schema
 
 TARGET = 0.95
@@ -34,7 +35,9 @@ async def pgvector_comparison(
             await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {TABLE}")
         started = time.perf_counter()
         await create_vector_schema(engine, vectors.shape[1], 16, 64)
-        index = PgVectorIndex(engine, asyncio.get_running_loop(), "bench", vectors.shape[1], 40)
+        index = PgVectorIndex(
+            engine, asyncio.get_running_loop(), "bench", vectors.shape[1], IndexParams(hnsw_ef_search=40)
+        )
         await asyncio.to_thread(index.add, ids, vectors)
         build_s = time.perf_counter() - started
         recall, latencies, ef = 0.0, [], 0

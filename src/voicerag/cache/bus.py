@@ -1,4 +1,5 @@
-"""Cross-replica invalidation: a generation bump is published over Redis pub/sub; listeners drop what is stale."""
+"""Cross-replica messages over Redis pub/sub: a generation bump after a write (listeners catch up and never
+serve what is stale) and live configuration changes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ CHANNEL = "voicerag:invalidate"
 
 
 class InvalidationBus:
-    """Publishes ``{"collection", "generation", "origin"}`` on every write; calls ``on_message`` for others'."""
+    """Publishes ``{"collection", "generation", "origin"}`` on every write and ``{"kind": "config", "settings",
+    "origin"}`` on a live configuration change; calls ``on_message`` for other replicas' messages."""
 
     def __init__(self, redis: Any, origin: str, on_message: Callable[[dict[str, Any]], Awaitable[None]]):
         self.redis = redis
@@ -31,14 +33,31 @@ class InvalidationBus:
         except Exception as exc:  # other replicas still read the generation from the database
             log.warning("could not publish invalidation for %r: %s", collection, exc)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._listen())
+    async def publish_config(self, settings: dict[str, list[Any]]) -> None:
+        """Announce live settings changed here ({name: [value, who]}) to the other replicas."""
+        message = json.dumps({"kind": "config", "settings": settings, "origin": self.origin})
+        try:
+            await self.redis.publish(CHANNEL, message)
+        except Exception as exc:  # they still read the kept changes from Redis when they start
+            log.warning("could not announce the configuration change: %s", exc)
 
-    async def _listen(self) -> None:
+    async def start(self) -> None:
+        """Subscribe (before returning, so nothing published from now on is missed), then listen."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(CHANNEL)
+        except Exception as exc:  # Redis away: the listener keeps trying
+            log.warning("not subscribed to other replicas' messages yet: %s", exc)
+            await pubsub.aclose()
+            pubsub = None
+        self._task = asyncio.create_task(self._listen(pubsub))
+
+    async def _listen(self, subscribed: Any = None) -> None:
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub, subscribed = subscribed or self.redis.pubsub(ignore_subscribe_messages=True), None
             try:
-                await pubsub.subscribe(CHANNEL)
+                if not pubsub.subscribed:
+                    await pubsub.subscribe(CHANNEL)
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import msgpack
@@ -229,6 +229,24 @@ class TieredCache:
         await self.flush()  # a pending write must not land after the entries it belongs with were removed
         counts = await asyncio.gather(*(t.clear(policy=policy, tag=tag, pattern=pattern) for t in self.tiers))
         return {t.name: n for t, n in zip(self.tiers, counts, strict=True)}
+
+    async def stored(self) -> dict[str, dict[str, int]]:
+        """Entries held now, per policy and tier (the shared tiers' contents, whichever process wrote them)."""
+        counts = await asyncio.gather(*(t.stored() for t in self.tiers))
+        return {
+            name: {t.name: n.get(name, 0) for t, n in zip(self.tiers, counts, strict=True) if t.name in policy.tiers}
+            for name, policy in self.policies.items()
+        }
+
+    def set_ttl(self, policy: str, ttl_s: float) -> None:
+        """A new time to live for entries written from now on (live configuration)."""
+        self.policies[policy] = replace(self.policies[policy], ttl_s=ttl_s)
+
+    def resize_memory(self, budget_bytes: int) -> None:
+        """A new memory budget, shared between policies as before; entries beyond a smaller one are evicted."""
+        memory = next((t for t in self.tiers if isinstance(t, MemoryTier)), None)
+        if memory is not None:
+            memory.resize({name: int(budget_bytes * p.memory_share) for name, p in self.policies.items()})
 
     async def purge_expired(self) -> dict[str, int]:
         """Remove expired entries from every tier now; counts per tier."""

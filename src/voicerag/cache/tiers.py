@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +34,7 @@ class CacheTier(Protocol):
     async def delete(self, keys: list[str]) -> None: ...
     async def clear(self, policy: str | None = None, tag: str | None = None, pattern: str | None = None) -> int: ...
     async def purge_expired(self) -> int: ...
+    async def stored(self) -> dict[str, int]: ...
 
 
 @dataclass
@@ -100,6 +101,19 @@ class MemoryTier:
                 old_key, _ = next(iter(lru.items()))
                 self._drop(policy, old_key)
                 self.evictions[policy] += 1
+
+    def resize(self, budgets: dict[str, int]) -> None:
+        """New budgets per policy; the least recently used entries go until each policy fits."""
+        with self._lock:
+            self.budgets = budgets
+            for policy, lru in self._lru.items():
+                while self._bytes[policy] > budgets.get(policy, 0) and lru:
+                    self._drop(policy, next(iter(lru)))
+                    self.evictions[policy] += 1
+
+    async def stored(self) -> dict[str, int]:
+        """Entries held per policy."""
+        return {policy: len(lru) for policy, lru in self._lru.items()}
 
     async def delete(self, keys: list[str]) -> None:
         with self._lock:
@@ -225,6 +239,18 @@ class RedisTier:
         """Redis expires entries itself."""
         return 0
 
+    async def stored(self) -> dict[str, int]:
+        """Entries held per policy (one SCAN over the cache's keys)."""
+        counts: dict[str, int] = {}
+        try:
+            async for key in self.redis.scan_iter(match="vr1:*", count=1000):
+                policy = (key.decode() if isinstance(key, bytes) else key).split(":")[1]
+                if policy != "tag":
+                    counts[policy] = counts.get(policy, 0) + 1
+        except Exception as exc:
+            self._failed(exc)
+        return counts
+
 
 class SQLTier:
     """A table in the documents database, with expiry; makes a repeated question in a new process a hit."""
@@ -279,6 +305,16 @@ class SQLTier:
             self.errors += 1
             log.warning("SQL cache tier write failed: %s", exc)
 
+    async def stored(self) -> dict[str, int]:
+        """Live entries per policy."""
+        stmt = (
+            select(cache_entries.c.policy, func.count())
+            .where(cache_entries.c.expires_at > time.time())
+            .group_by(cache_entries.c.policy)
+        )
+        async with self.engine.connect() as conn:
+            return {policy: int(count) for policy, count in (await conn.execute(stmt)).all()}
+
     async def purge_expired(self) -> int:
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(cache_entries).where(cache_entries.c.expires_at <= time.time()))
@@ -330,6 +366,15 @@ class FileTier:
 
     def bytes_used(self) -> int:
         return sum(self._sizes.values())
+
+    async def stored(self) -> dict[str, int]:
+        """Files held per policy."""
+        with self._lock:
+            paths = list(self._sizes)
+        counts: dict[str, int] = {}
+        for path in paths:
+            counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
+        return counts
 
     def _path(self, key: str) -> Path | None:
         parts = key.split(":", 2)

@@ -18,6 +18,12 @@ class Span:
     end: int
 
 
+def indexed_text(title: str, text: str) -> str:
+    """What is embedded and tokenised for a chunk: its document's title, then its text (the title alone names
+    what a chunk is about more often than the chunk says it; not repeated when the text starts with it)."""
+    return text if not title or text.startswith(title) else f"{title}\n{text}"
+
+
 def split_sentences(text: str, offset: int = 0) -> list[Span]:
     """Sentences of ``text`` with their offsets (plus ``offset``). Keeps abbreviations such as 'Dr.' together."""
     spans: list[Span] = []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicerag.errors import DocumentError, TooLarge, UnsupportedFormat
+from voicerag.errors import DocumentError, TooLarge, UnsupportedFormat, VoiceRAGError
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl")
 
@@ -41,13 +42,52 @@ def _text(data: bytes, name: str) -> str:
 
 
 def _markdown(data: bytes, name: str) -> str:
-    text = _decode(data, name)
-    text = re.sub(r"```.*?```", lambda m: m.group(0).strip("`"), text, flags=re.S)
-    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"^\s{0,3}#{1,6}\s*(.*?)\s*#*\s*$", r"\1.", text, flags=re.M)
-    text = re.sub(r"[*_`]{1,3}", "", text)
-    return text
+    """Markdown parsed (CommonMark and tables, markdown-it-py) into blocks separated by blank lines: headings
+    keep their ``#`` marks (answers skip them and sources show the section), code stays fenced with no blank
+    line inside (answers and the voice skip it), table rows become ``a | b``, list items ``- item``. Inline
+    marks go and their text stays as written: ``VOICERAG_DATA_DIR`` keeps its underscores."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(_decode(data, name))
+    blocks: list[str] = []
+    prefix, row = "", None
+    for token in tokens:
+        if token.type == "heading_open":
+            prefix = "#" * int(token.tag[1]) + " "
+        elif token.type == "list_item_open":
+            prefix = "- "
+        elif token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close" and row is not None:
+            blocks.append(" | ".join(row))
+            row = None
+        elif token.type == "inline":
+            text = _inline_text(token.children or [])
+            if row is not None:
+                row.append(text)
+            elif text:
+                blocks.append(prefix + text)
+                prefix = ""
+        elif token.type in ("fence", "code_block"):
+            code = re.sub(r"\n\s*\n", "\n", token.content.strip("\n"))
+            blocks.append(f"```\n{code}\n```")
+        elif token.type == "html_block":
+            blocks.append(re.sub(r"<[^>]+>", " ", token.content).strip())
+    return "\n\n".join(block for block in blocks if block.strip())
+
+
+def _inline_text(children: list[Any]) -> str:
+    parts = []
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type == "image":
+            parts.append(child.content)  # the alt text
+        elif child.type == "softbreak":
+            parts.append(" ")
+        elif child.type == "hardbreak":
+            parts.append("\n")
+    return "".join(parts).strip()
 
 
 def _html(data: bytes, name: str) -> str:
@@ -66,6 +106,8 @@ MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # a .docx is a zip: refuse what would ex
 def _pdf(data: bytes, name: str) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its repair notes are noise; what fails is raised below
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
@@ -127,7 +169,7 @@ def _normalise(text: str) -> str:
 
 def _title_from(text: str, fallback: str) -> str:
     for line in text.splitlines():
-        line = line.strip().rstrip(".")
+        line = line.strip().lstrip("#").strip().rstrip(".")
         if line:
             return line[:200]
     return fallback
@@ -194,9 +236,16 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
                 yield file, file.relative_to(root).as_posix()
 
 
-def load_paths(paths: Iterable[Path]) -> list[Document]:
-    """Load every supported file under ``paths``. Fails on the first unreadable file, before anything is stored."""
+def load_paths(paths: Iterable[Path], skipped: list[dict[str, str]] | None = None) -> list[Document]:
+    """Load every supported file under ``paths``. Without ``skipped``, the first unreadable file fails the whole
+    load (before anything is stored); with it, each unreadable file is recorded there ({"file", "error"}) and
+    the rest load."""
     docs: list[Document] = []
     for file, doc_id in iter_files(paths):
-        docs.extend(load_bytes(file.read_bytes(), doc_id, doc_id=doc_id))
+        try:
+            docs.extend(load_bytes(file.read_bytes(), doc_id, doc_id=doc_id))
+        except (VoiceRAGError, OSError) as exc:
+            if skipped is None:
+                raise
+            skipped.append({"file": doc_id, "error": getattr(exc, "detail", None) or str(exc)})
     return docs

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from voicerag.documents.chunking import indexed_text
 from voicerag.documents.loaders import Document
 from voicerag.errors import NotFound
 
@@ -162,6 +163,10 @@ class ChunkRows:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def indexed_texts(self) -> list[str]:
+        """What the lexical index reads of each chunk: its document's title with its text."""
+        return [indexed_text(title, text) for title, text in zip(self.titles, self.texts, strict=True)]
+
 
 def no_rows() -> ChunkRows:
     return ChunkRows(np.zeros(0, np.int64), None, [], [], [], [], [])
@@ -176,9 +181,15 @@ class WriteResult:
     added: ChunkRows
 
 
+INDEX_RECIPE = 2  # how chunks are embedded and tokenised (2: with their title); a new one re-indexes on ingest
+
+
 def content_hash(doc: Document) -> str:
-    """Hash of everything stored about a document: unchanged hash means re-ingest does nothing."""
-    payload = json.dumps([doc.title, doc.text, doc.metadata], sort_keys=True, ensure_ascii=False, default=str)
+    """Hash of everything stored about a document and how it is indexed: unchanged means re-ingest does
+    nothing."""
+    payload = json.dumps(
+        [INDEX_RECIPE, doc.title, doc.text, doc.metadata], sort_keys=True, ensure_ascii=False, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

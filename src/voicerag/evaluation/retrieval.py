@@ -84,7 +84,12 @@ def mrr_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
     return 0.0
 
 
-def _squad_normalize(text: str) -> str:
+def strip_citations(answer: str) -> str:
+    """An answer's text without its ``[n]`` source marks."""
+    return re.sub(r"\s*\[\d+\]", "", answer)
+
+
+def squad_normalize(text: str) -> str:
     text = text.lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
@@ -92,7 +97,7 @@ def _squad_normalize(text: str) -> str:
 
 
 def squad_f1(prediction: str, truth: str) -> float:
-    pred, gold = _squad_normalize(prediction).split(), _squad_normalize(truth).split()
+    pred, gold = squad_normalize(prediction).split(), squad_normalize(truth).split()
     common = collections.Counter(pred) & collections.Counter(gold)
     same = sum(common.values())
     if same == 0:
@@ -141,10 +146,9 @@ async def evaluate_retrieval(
             top = [s for s in sources[: rag.settings.top_k]]
             for i, s in enumerate(top, 1):
                 s.n = i
-            text, _ = rag.pipeline.extractive.select(data.queries[qid], top)
-            text = re.sub(r"\s*\[\d+\]", "", text)
+            text = strip_citations((await rag.pipeline.extract(data.queries[qid], top)).text)
             golds = data.answers[qid]
-            em.append(max(float(_squad_normalize(text) == _squad_normalize(g)) for g in golds))
+            em.append(max(float(squad_normalize(text) == squad_normalize(g)) for g in golds))
             f1.append(max(squad_f1(text, g) for g in golds))
         if progress:
             progress(n, len(query_ids))

@@ -34,8 +34,11 @@ def blocking_io(index: VectorIndex) -> bool:
     return bool(getattr(index, "blocking_io", False))
 
 
-@dataclass(frozen=True)
+@dataclass
 class IndexParams:
+    """Build parameters, and the search parameters (efSearch, nprobe) that live configuration may change: one
+    object shared by a backend and its indexes, read at each search."""
+
     hnsw_m: int = 32
     hnsw_ef_construction: int = 100
     hnsw_ef_search: int = 128

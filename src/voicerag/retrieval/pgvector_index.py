@@ -17,6 +17,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from voicerag.retrieval.index import IndexParams
+
 TABLE = "vr_vectors"
 
 
@@ -49,12 +51,14 @@ class PgVectorIndex:
     blocking_io = True
     needs_rebuild = False
 
-    def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, collection: str, dim: int, ef_search: int):
+    def __init__(
+        self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, collection: str, dim: int, params: IndexParams
+    ):
         self.engine = engine
         self.loop = loop
         self.collection = collection
         self.dim = dim
-        self.ef_search = ef_search
+        self.params = params
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
@@ -103,7 +107,7 @@ class PgVectorIndex:
             "ORDER BY embedding <#> CAST(:q AS vector) LIMIT :k"
         )
         async with self.engine.connect() as conn:
-            await conn.execute(text(f"SET hnsw.ef_search = {max(int(self.ef_search), k)}"))
+            await conn.execute(text(f"SET hnsw.ef_search = {max(int(self.params.hnsw_ef_search), k)}"))
             await conn.execute(text("SET hnsw.iterative_scan = relaxed_order"))
             for row, query in enumerate(queries):
                 found = (await conn.execute(sql, {"q": _literal(query), "c": self.collection, "k": k})).all()
@@ -147,17 +151,17 @@ class PgVectorIndex:
 class PgVectorBackend:
     """pgvector in the shared PostgreSQL store: one index for the whole fleet, nothing saved per process."""
 
-    def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, dim: int, ef_search: int):
+    def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, dim: int, params: IndexParams):
         self.engine = engine
         self.loop = loop
         self.dim = dim
-        self.ef_search = ef_search
+        self.params = params
 
     def kind_for(self, count: int) -> str:
         return PgVectorIndex.kind
 
     def _index(self, collection: str) -> PgVectorIndex:
-        return PgVectorIndex(self.engine, self.loop, collection, self.dim, self.ef_search)
+        return PgVectorIndex(self.engine, self.loop, collection, self.dim, self.params)
 
     def build(self, collection: str, kind: str, ids: np.ndarray, vectors: np.ndarray) -> PgVectorIndex:
         index = self._index(collection)

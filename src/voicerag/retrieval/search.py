@@ -33,7 +33,7 @@ from voicerag.errors import InvalidInput, NotFound
 from voicerag.retrieval.index import DenseBackend, VectorIndex, blocking_io
 from voicerag.retrieval.lexical import BM25Index
 from voicerag.retrieval.snapshot import load_snapshot, save_snapshot
-from voicerag.retrieval.worker import Hit, RetrievalWorker, SearchJob, Target
+from voicerag.retrieval.worker import FusionParams, Hit, RetrievalWorker, SearchJob, Target
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,16 @@ class Retriever:
         return self._states.get(name)
 
     async def search(
-        self, query: str, vector: np.ndarray | None, states: list[CollectionState], mode: SearchMode, k: int
+        self,
+        query: str,
+        vector: np.ndarray | None,
+        states: list[CollectionState],
+        mode: SearchMode,
+        k: int,
+        fusion: FusionParams = FusionParams(),
     ) -> SearchJob:
         """Run one search on the worker (batched with whatever else is waiting)."""
-        return await self.worker.run(SearchJob(query, vector, [s.target for s in states], mode, k))
+        return await self.worker.run(SearchJob(query, vector, [s.target for s in states], mode, k, fusion))
 
     async def generation(self, name: str) -> int:
         """The store's generation (a query: for the write path and document listings, not for searches)."""
@@ -197,7 +203,7 @@ class Retriever:
         log.info("building %s index for %r from %d stored chunks", kind, name, len(rows))
         dense = self.backend.build(name, kind, rows.ids, rows.vectors)
         lexical = BM25Index()
-        lexical.update(rows.ids, rows.texts, np.zeros(0, np.int64))
+        lexical.update(rows.ids, rows.indexed_texts(), np.zeros(0, np.int64))
         return dense, lexical
 
     async def _reconcile(self, state: CollectionState, rows: ChunkRows) -> None:
@@ -211,7 +217,7 @@ class Retriever:
         dense_new = np.setdiff1d(stored, dense_ids)
         lexical_new = np.setdiff1d(stored, lexical_ids)
         fresh = await self.store.chunk_rows(state.name, dense_new.tolist(), self.dim) if len(dense_new) else None
-        texts = dict(zip(rows.ids.tolist(), rows.texts, strict=True))
+        texts = dict(zip(rows.ids.tolist(), rows.indexed_texts(), strict=True))
 
         def apply() -> None:
             state.dense.remove(dense_gone)
@@ -321,7 +327,7 @@ class Retriever:
             state.dense.remove(removed)
             if len(new):
                 state.dense.add(new.ids, new.vectors)
-            state.lexical.update(new.ids, new.texts, removed)
+            state.lexical.update(new.ids, new.indexed_texts(), removed)
 
         try:
             await asyncio.to_thread(update)

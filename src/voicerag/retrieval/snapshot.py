@@ -18,7 +18,7 @@ from voicerag.retrieval.lexical import BM25Index
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: the lexical index reads titles with texts; an older snapshot is rebuilt from the store
 KEEP_UNREFERENCED_S = 120  # another writer's files, written but not yet named by its manifest, are left alone
 
 

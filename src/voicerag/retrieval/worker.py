@@ -37,6 +37,15 @@ class Target:
     lexical: BM25Index
 
 
+@dataclass(frozen=True)
+class FusionParams:
+    """How a hybrid search fuses: candidates per mode and the RRF constant (part of every search's cache key,
+    so they travel with the job: a live change never mixes two settings under one key)."""
+
+    candidates: int = 50
+    rrf_k: int = 60
+
+
 @dataclass
 class SearchJob:
     query: str
@@ -44,6 +53,7 @@ class SearchJob:
     targets: list[Target]
     mode: SearchMode
     k: int
+    fusion: FusionParams = FusionParams()
     hits: list[Hit] = field(default_factory=list)
 
     @property
@@ -71,7 +81,7 @@ def rrf_fuse(
     return sorted(hits.values(), key=lambda h: (-h.score, best[h.chunk_id], -(h.lexical_score or 0.0)))
 
 
-def run_jobs(jobs: list[SearchJob], candidates: int, rrf_k: int) -> None:
+def run_jobs(jobs: list[SearchJob]) -> None:
     """Search every job (vectors already set where needed): dense queries batched per index, then lexical,
     then fusion and the merge across collections. Fills ``job.hits``."""
     by_index: dict[int, tuple[VectorIndex, list[SearchJob]]] = {}
@@ -81,15 +91,15 @@ def run_jobs(jobs: list[SearchJob], candidates: int, rrf_k: int) -> None:
                 by_index.setdefault(id(target.dense), (target.dense, []))[1].append(job)
     dense_results: dict[tuple[int, int], list[tuple[float, int]]] = {}
     for key, (index, group) in by_index.items():
-        fetch = max(_width(job, candidates) for job in group)
+        fetch = max(_width(job) for job in group)
         scores, ids = index.search(np.stack([job.vector for job in group]), fetch)  # type: ignore[misc]
         for job, row_scores, row_ids in zip(group, scores, ids, strict=True):
-            width = _width(job, candidates)
+            width = _width(job)
             dense_results[(id(job), key)] = [
                 (float(s), int(i)) for s, i in zip(row_scores[:width], row_ids[:width], strict=True) if i >= 0
             ]
     for job in jobs:
-        width = _width(job, candidates)
+        width = _width(job)
         merged: list[Hit] = []
         for target in job.targets:
             dense = dense_results.get((id(job), id(target.dense)), [])
@@ -102,14 +112,14 @@ def run_jobs(jobs: list[SearchJob], candidates: int, rrf_k: int) -> None:
             elif job.mode == "lexical":
                 merged.extend(Hit(i, target.name, s, lexical_score=s) for s, i in lexical)
             else:
-                merged.extend(rrf_fuse(target.name, dense, lexical, rrf_k)[: job.k])
+                merged.extend(rrf_fuse(target.name, dense, lexical, job.fusion.rrf_k)[: job.k])
         if len(job.targets) > 1:
             merged.sort(key=lambda h: -h.score)
         job.hits = merged[: job.k]
 
 
-def _width(job: SearchJob, candidates: int) -> int:
-    return max(job.k, candidates) if job.mode == "hybrid" else job.k
+def _width(job: SearchJob) -> int:
+    return max(job.k, job.fusion.candidates) if job.mode == "hybrid" else job.k
 
 
 class RetrievalWorker:
@@ -124,15 +134,11 @@ class RetrievalWorker:
         embed_sync: Callable[[list[str]], np.ndarray] | None,
         concurrency: int,
         max_batch: int,
-        candidates: int,
-        rrf_k: int,
     ):
         self.embed = embed
         self.embed_sync = embed_sync
         self.concurrency = concurrency
         self.max_batch = max_batch
-        self.candidates = candidates
-        self.rrf_k = rrf_k
         self._queue: list[tuple[SearchJob, asyncio.Future[SearchJob]]] = []
         self._running = 0
         self.batches = 0
@@ -194,4 +200,4 @@ class RetrievalWorker:
         if waiting and self.embed_sync is not None:
             for job, vector in zip(waiting, self.embed_sync([job.query for job in waiting]), strict=True):
                 job.vector = vector
-        run_jobs(jobs, self.candidates, self.rrf_k)
+        run_jobs(jobs)

@@ -1,0 +1,34 @@
+"""The answerer says whether it found an answer: grounded sentences when the documents hold one, a plain
+"could not find" when they do not (in JSON as found: false), and it prefers prose over headings and code."""
+
+from __future__ import annotations
+
+from voicerag import Document
+from voicerag.answer.extractive import NO_ANSWER
+
+
+async def test_found_and_not_found(rag, facts) -> None:
+    await rag.ingest("kb", facts)
+    answer = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+    assert answer.found and "1889" in answer.text and answer.confidence >= rag.settings.answer_min_confidence
+    assert answer.to_json()["found"] is True
+    for question in ("What is the capital of Australia?", "How do I bake sourdough bread at home?"):
+        missing = await rag.ask(question, ["kb"])
+        assert not missing.found and missing.text == NO_ANSWER, (question, missing.text, missing.confidence)
+        assert missing.sources  # what was looked at is still shown
+        assert missing.confidence < rag.settings.answer_min_confidence
+    cached = await rag.ask("What is the capital of Australia?", ["kb"])
+    assert cached.cached and not cached.found and cached.text == NO_ANSWER
+
+
+async def test_answers_are_sentences_not_headings_or_code(rag) -> None:
+    text = (
+        "# Running the tests\n\n"
+        "```sh\nexport X=1\nmake lint\n```\n\n"
+        "Run make test to install the dev dependencies and run the whole test suite. "
+        "The suite needs PostgreSQL and Redis for some tests."
+    )
+    await rag.ingest("docs", [Document("dev.md", text, "Development")])
+    answer = await rag.ask("How do I run the tests?", ["docs"])
+    assert answer.found and "make test" in answer.text
+    assert "```" not in answer.text and "# Running" not in answer.text
