@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     ivf_nprobe: int = Field(48, ge=1, le=65_536)
     search_mode: SearchMode = "hybrid"
     top_k: int = Field(5, ge=1, le=1000)
+    fusion: Literal["rrf", "convex"] = Field(
+        "rrf", description="hybrid: reciprocal rank fusion, or a convex combination of normalised scores"
+    )
+    fusion_alpha: float = Field(0.5, ge=0, le=1, description="convex fusion: the dense side's weight")
     rrf_k: int = Field(60, ge=1, le=100_000)
     candidates: int = Field(50, ge=1, le=10_000, description="per-mode candidates before fusion")
     cpu_concurrency: int = Field(2, ge=1, le=256, description="concurrent CPU-bound model calls")
@@ -199,7 +203,13 @@ class Settings(BaseSettings):
     stt_remote_model: str = Field("whisper-1", description="whisper-1, gpt-4o-transcribe, ...")
     stt_timeout_s: float = Field(30.0, gt=0)
     stt_partial_interval_s: float = Field(1.0, gt=0, description="streaming: a partial transcript per this much audio")
-    stt_end_silence_s: float = Field(0.8, gt=0, description="streaming: this much silence after speech ends a turn")
+    stt_end_silence_s: float = Field(0.5, gt=0, description="streaming: this much silence after speech ends a turn")
+    stt_speculate_silence_s: float = Field(
+        0.2, gt=0, description="streaming: after this much silence the final transcript and answer start, held"
+    )
+    stt_partial_window_s: float = Field(
+        8.0, gt=0, description="streaming: partial transcripts cover at most this much of the latest audio"
+    )
     speech_concurrency: int = Field(1, ge=1, le=64, description="concurrent local STT/TTS model calls")
     max_audio_mb: float = Field(25.0, gt=0)
     max_audio_seconds: float = Field(120.0, gt=0)

@@ -156,11 +156,19 @@ class Pipeline:
 
     def fusion_params(self) -> FusionParams:
         """The fusion settings now (live configuration may change them between requests)."""
-        return FusionParams(self.settings.candidates, self.settings.rrf_k)
+        s = self.settings
+        return FusionParams(s.candidates, s.rrf_k, s.fusion, s.fusion_alpha)
 
     def _retrieval_signature(self, fusion: FusionParams) -> tuple[Any, ...]:
         """What shapes a search result besides the query: part of every search and answer cache key."""
-        return (fusion.candidates, fusion.rrf_k, self.settings.hnsw_ef_search, self.settings.ivf_nprobe)
+        return (
+            fusion.candidates,
+            fusion.rrf_k,
+            fusion.method,
+            fusion.alpha,
+            self.settings.hnsw_ef_search,
+            self.settings.ivf_nprobe,
+        )
 
     async def _search_uncached(
         self,

@@ -188,7 +188,23 @@ def test_websocket_streams_partials_final_answer_and_audio(base_url, question_wa
     assert stream.events[header + 1] == {"type": "binary", "bytes": stream.events[header]["bytes"]}
     assert stream.events[header]["sample_rate"] == 22050 and stream.events[header]["bytes"] > 22050
     assert done["timings_ms"]["voice_to_first_audio"] > 0
+    assert done["timings_ms"]["speculative"] == 1  # transcribed and answered during the pause, held, released
     assert kinds.index("answer_delta") < kinds.index("done")
+    assert kinds.index("final_transcript") < kinds.index("answer_delta")  # nothing leaks before the turn ends
+
+
+def test_speech_that_resumes_after_a_pause_drops_the_speculation(base_url) -> None:
+    first = spoken_wav("When was the Eiffel Tower", tail_s=0.35)  # a pause long enough to speculate, too short to end
+    rest = spoken_wav("completed in Paris?", lead_s=0.0, tail_s=1.5)
+    with Stream(base_url) as stream:
+        stream.send({"type": "start", "collection": "kb", "sample_rate": 22050})
+        stream.until("ready")
+        stream.send_pcm(first + rest[44:], pace=1.0)  # one stream: the PCM of both
+        final = stream.until("final_transcript")
+        done = stream.until("done")
+    assert "eiffel tower" in final["text"].lower() and "completed" in final["text"].lower()  # the whole question
+    assert [e["type"] for e in stream.events].count("final_transcript") == 1
+    assert "1889" in done["answer"]["answer"]
 
 
 def test_websocket_errors_are_events_and_the_session_survives(base_url) -> None:

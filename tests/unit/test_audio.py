@@ -7,7 +7,7 @@ import pytest
 
 from voicerag.errors import InvalidInput, TooLarge, UnsupportedFormat
 from voicerag.speech.audio import SAMPLE_RATE, Limits, decode_audio, encode_audio, float_to_pcm16
-from voicerag.speech.service import spoken_sentences
+from voicerag.speech.listening import for_listening, spoken_pieces
 
 RATE = 22_050
 
@@ -77,15 +77,38 @@ def test_limits_on_size_and_duration() -> None:
     assert decode_audio(wav, Limits(max_bytes=10**9, max_seconds=4)).size == 3 * SAMPLE_RATE
 
 
-def test_spoken_sentences_drop_citations_and_split_long_ones() -> None:
+def test_spoken_pieces_drop_citations_start_short_and_split_long_ones() -> None:
     text = "The tower was completed in 1889 [1]. It is 330 metres tall [1, 2].\nmake test runs everything"
-    assert spoken_sentences(text) == [
+    assert spoken_pieces(text) == [
         "The tower was completed in 1889.",
         "It is 330 metres tall.",
         "make test runs everything",
     ]
+    first = "The museum is closed on Sundays and public holidays, but it opens late on Thursdays until nine."
+    pieces = spoken_pieces(first)
+    assert len(pieces[0]) <= 60 and pieces[0] == "The museum is closed on Sundays and public holidays,"
+    assert " ".join(pieces) == first
     long = ", ".join(["a clause of several words"] * 40) + "."
-    parts = spoken_sentences(long)
-    assert len(parts) > 2 and all(len(p) <= 200 for p in parts)
-    assert " ".join(parts).replace(" ,", ",") == long
-    assert spoken_sentences("[1] ... ") == []
+    parts = spoken_pieces(long)
+    assert len(parts) > 2 and len(parts[0]) <= 60 and all(len(p) <= 200 for p in parts)
+    assert " ".join(parts) == long
+    assert spoken_pieces("[1] ... ") == []
+    assert spoken_pieces("One. Two is growing", complete_only=True) == ["One."]
+
+
+def test_text_made_for_listening() -> None:
+    answer = (
+        "# Running the tests\n\n"
+        "Run **make test** (see [the guide](https://example.com/guide)) e.g. before a release [2].\n\n"
+        "```sh\nmake test\n```\n\n"
+        "| setting | default |\n|---|---|\n| top_k | 5 |\n\n"
+        "- It took 12,000 ms & used 3.5 GB on 2024-05-01; 95% passed at 20 °C for $40."
+    )
+    spoken = for_listening(answer)
+    assert spoken.splitlines() == [
+        "Running the tests",
+        "Run make test (see the guide) for example before a release.",
+        "It took 12000 milliseconds and used 3.5 gigabytes on May 1, 2024; 95 percent passed at 20 degrees "
+        "Celsius for 40 dollars.",
+    ]
+    assert "http" not in spoken and "```" not in spoken and "|" not in spoken

@@ -1,7 +1,7 @@
 import numpy as np
 
 from voicerag.retrieval.index import choose_kind, ivf_nlist
-from voicerag.retrieval.worker import rrf_fuse
+from voicerag.retrieval.worker import convex_fuse, rrf_fuse
 
 
 def test_choose_kind() -> None:
@@ -26,3 +26,14 @@ def test_rrf_ties_go_to_the_better_single_rank_then_the_keyword_match() -> None:
     hits = rrf_fuse("c", [(0.9, 20), (0.5, 30)], [(7.0, 10), (1.0, 30)], 60)
     assert [h.chunk_id for h in hits][:3] == [30, 10, 20]
     assert np.isclose(hits[1].score, hits[2].score)
+
+
+def test_convex_fusion_uses_score_margins() -> None:
+    # dense barely prefers 1 over 2; lexically 2 is far ahead: with equal weights the margin decides
+    hits = convex_fuse("c", [(0.80, 1), (0.79, 2), (0.10, 3)], [(9.0, 2), (1.0, 1)], 0.5)
+    assert [h.chunk_id for h in hits][:2] == [2, 1]
+    assert hits[0].dense_score == 0.79 and hits[0].lexical_score == 9.0
+    dense_only = convex_fuse("c", [(0.80, 1), (0.79, 2)], [(9.0, 2), (1.0, 1)], 1.0)
+    assert dense_only[0].chunk_id == 1  # alpha 1: the dense side alone
+    single = convex_fuse("c", [(0.5, 7)], [], 0.5)
+    assert single[0].chunk_id == 7 and single[0].score == 0.5  # one candidate normalises to 1

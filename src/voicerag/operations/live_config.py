@@ -42,6 +42,8 @@ LIVE: dict[str, str] = {
     "top_k": "the default number of sources",
     "candidates": "per-mode candidates before fusion",
     "rrf_k": "the RRF constant",
+    "fusion": "how hybrid search fuses (rrf or convex)",
+    "fusion_alpha": "convex fusion's dense weight",
     "hnsw_ef_search": "HNSW efSearch (FAISS and pgvector)",
     "ivf_nprobe": "IVF lists probed per query",
     "answer_sentences": "sentences in an extractive answer",

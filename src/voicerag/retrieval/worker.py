@@ -39,11 +39,14 @@ class Target:
 
 @dataclass(frozen=True)
 class FusionParams:
-    """How a hybrid search fuses: candidates per mode and the RRF constant (part of every search's cache key,
-    so they travel with the job: a live change never mixes two settings under one key)."""
+    """How a hybrid search fuses: candidates per mode, the method (``rrf`` by ranks, ``convex`` by normalised
+    scores), the RRF constant and the convex weight of the dense side (part of every search's cache key, so
+    they travel with the job: a live change never mixes two settings under one key)."""
 
     candidates: int = 50
     rrf_k: int = 60
+    method: str = "rrf"
+    alpha: float = 0.5
 
 
 @dataclass
@@ -81,6 +84,25 @@ def rrf_fuse(
     return sorted(hits.values(), key=lambda h: (-h.score, best[h.chunk_id], -(h.lexical_score or 0.0)))
 
 
+def convex_fuse(
+    collection: str, dense: list[tuple[float, int]], lexical: list[tuple[float, int]], alpha: float
+) -> list[Hit]:
+    """A convex combination of scores: each mode's scores min-max normalised over its candidates (a chunk a
+    mode did not return counts 0 there), then ``alpha`` x dense + (1 - alpha) x lexical. Uses how much better
+    a candidate is, not only its rank; ties go to the lexical score, then the dense one."""
+    hits: dict[int, Hit] = {}
+    for weight, results, side in ((alpha, dense, "dense_score"), (1.0 - alpha, lexical, "lexical_score")):
+        if not results:
+            continue
+        scores = [score for score, _ in results]
+        low, span = min(scores), max(scores) - min(scores)
+        for score, chunk_id in results:
+            hit = hits.setdefault(chunk_id, Hit(chunk_id, collection, 0.0))
+            hit.score += weight * ((score - low) / span if span > 0 else 1.0)
+            setattr(hit, side, score)
+    return sorted(hits.values(), key=lambda h: (-h.score, -(h.lexical_score or 0.0), -(h.dense_score or 0.0)))
+
+
 def run_jobs(jobs: list[SearchJob]) -> None:
     """Search every job (vectors already set where needed): dense queries batched per index, then lexical,
     then fusion and the merge across collections. Fills ``job.hits``."""
@@ -112,7 +134,13 @@ def run_jobs(jobs: list[SearchJob]) -> None:
             elif job.mode == "lexical":
                 merged.extend(Hit(i, target.name, s, lexical_score=s) for s, i in lexical)
             else:
-                merged.extend(rrf_fuse(target.name, dense, lexical, job.fusion.rrf_k)[: job.k])
+                fusion = job.fusion
+                fused = (
+                    convex_fuse(target.name, dense, lexical, fusion.alpha)
+                    if fusion.method == "convex"
+                    else rrf_fuse(target.name, dense, lexical, fusion.rrf_k)
+                )
+                merged.extend(fused[: job.k])
         if len(job.targets) > 1:
             merged.sort(key=lambda h: -h.score)
         job.hits = merged[: job.k]

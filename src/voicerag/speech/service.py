@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -15,35 +14,14 @@ import numpy as np
 
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import Settings
-from voicerag.documents.chunking import split_sentences
 from voicerag.errors import InvalidInput, NotFound, TooLarge
 from voicerag.metrics import Metrics
 from voicerag.pools import Pools
 from voicerag.speech.audio import Limits, decode_audio
+from voicerag.speech.listening import spoken_pieces
 from voicerag.speech.stt import Transcript, create_transcriber
 from voicerag.speech.tts import Speech, create_synthesizer, join_speech
 from voicerag.validation import plain_text
-
-_CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
-MAX_SPOKEN_SENTENCE = 200  # longer sentences are cut at a comma or a space: the first audio comes sooner
-
-
-def spoken_sentences(text: str) -> list[str]:
-    """The sentences to speak: citation markers dropped, long sentences cut at commas or spaces."""
-    text = _CITATION.sub("", text)
-    out: list[str] = []
-    spans = [span for line in text.splitlines() for span in split_sentences(line)]
-    for span in spans:
-        sentence = " ".join(span.text.split())
-        while len(sentence) > MAX_SPOKEN_SENTENCE:
-            cut = sentence.rfind(", ", 0, MAX_SPOKEN_SENTENCE)
-            cut = cut + 1 if cut > 0 else sentence.rfind(" ", 0, MAX_SPOKEN_SENTENCE)
-            cut = cut if cut > 0 else MAX_SPOKEN_SENTENCE
-            out.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-        if any(ch.isalnum() for ch in sentence):
-            out.append(sentence)
-    return out
 
 
 def _speech_to_bytes(speech: Speech) -> bytes:
@@ -142,7 +120,7 @@ class SpeechService:
                 f"the text to speak is {len(text)} characters; at most {limit} are accepted (VOICERAG_MAX_SPEECH_CHARS)"
             )
         plain_text(text, "the text to speak")
-        sentences = spoken_sentences(text)
+        sentences = spoken_pieces(text)
         if not sentences:
             raise InvalidInput("the text holds nothing to speak (no letters or digits)")
         return sentences

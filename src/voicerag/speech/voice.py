@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ from voicerag.config import SearchMode
 from voicerag.errors import InvalidInput, VoiceRAGError
 from voicerag.pipeline import Pipeline
 from voicerag.speech.audio import SAMPLE_RATE, pcm16_to_float, resample_pcm16
-from voicerag.speech.service import SpeechService, spoken_sentences
+from voicerag.speech.listening import spoken_pieces
+from voicerag.speech.service import SpeechService
 from voicerag.speech.stt import Transcript, speech_timestamps
 from voicerag.speech.tts import Speech, join_speech
 
@@ -79,11 +81,11 @@ class VoiceAgent:
                         await out.put({"type": "fallback", "reason": event["reason"], "text": event["text"]})
                     else:
                         await out.put(event)
-                    complete = spoken_sentences(text)[:-1] if speak else []
+                    complete = spoken_pieces(text, complete_only=True) if speak else []
                     await say_next(complete[queued:])
                     queued = max(queued, len(complete))
                 if speak:
-                    await say_next(spoken_sentences(text)[queued:])
+                    await say_next(spoken_pieces(text)[queued:])
             except BaseException as exc:
                 await out.put(exc)
                 raise
@@ -160,17 +162,25 @@ SendBytes = Callable[[bytes], Awaitable[None]]
 
 
 class VoiceSession:
-    """One streaming conversation (the websocket's state). Audio arrives as 16-bit mono PCM frames; every
-    ``stt_partial_interval_s`` of new audio a partial transcript goes out; the turn ends on the client's
-    ``end`` or after ``stt_end_silence_s`` of silence following speech; the answer then streams as text and
-    per-sentence audio. Speech from the client while an answer is running cancels it (barge-in)."""
+    """One streaming conversation (the websocket's state). Audio arrives as 16-bit mono PCM frames.
+
+    Endpointing does not wait idle: once ``stt_speculate_silence_s`` of silence follows speech, the final
+    transcription starts on the speech so far, and its answer (text and the first audio) is prepared but held;
+    ``stt_end_silence_s`` of silence confirms the turn and releases it at once. Speech that resumes drops the
+    speculation (a job still queued never runs; one already running is left to finish and ignored). Partial
+    transcripts cover a bounded tail (``stt_partial_window_s``), at most one STT job runs per session, and
+    none starts once the speaker has paused. Speech over a playing answer cancels it (barge-in)."""
+
+    CHECK_EVERY_S = 0.1  # voice activity is checked on each new tenth of a second of audio
 
     def __init__(self, agent: VoiceAgent, send: Send, send_bytes: SendBytes):
         self.agent = agent
         self.speech = agent.speech
         settings = agent.speech.settings
         self.partial_every = int(settings.stt_partial_interval_s * SAMPLE_RATE)
+        self.partial_window = int(settings.stt_partial_window_s * SAMPLE_RATE)
         self.end_silence = int(settings.stt_end_silence_s * SAMPLE_RATE)
+        self.speculate_silence = int(min(settings.stt_speculate_silence_s, settings.stt_end_silence_s) * SAMPLE_RATE)
         self.max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
         self.send = send
         self.send_bytes = send_bytes
@@ -184,6 +194,8 @@ class VoiceSession:
         self.answer_task: asyncio.Task[None] | None = None
         self.partials_sent = -1
         self.ended_by_silence = False
+        self.speculation: _Speculation | None = None
+        self.speech_ended_at: float | None = None  # wall time the turn's speech ended (real-time audio)
 
     # ---- control messages -------------------------------------------------------------------------------
 
@@ -210,6 +222,8 @@ class VoiceSession:
     def reset(self) -> None:
         self.buffer, self.samples, self.checked_at, self.heard_speech = [], 0, 0, False
         self.partials_sent = -1
+        self.speech_ended_at = None
+        self._drop_speculation()
 
     async def interrupt(self, reason: str) -> None:
         """Cancel the answer in progress (barge-in, cancel, or a new question)."""
@@ -243,16 +257,18 @@ class VoiceSession:
             raise InvalidInput(
                 f"the spoken question is longer than {self.max_samples // SAMPLE_RATE} s (VOICERAG_MAX_AUDIO_SECONDS)"
             )
-        if self.samples - self.checked_at >= self.partial_every // 4:
+        if self.samples - self.checked_at >= int(self.CHECK_EVERY_S * SAMPLE_RATE):
             self.checked_at = self.samples
             await self._check()
 
     async def _check(self) -> None:
         """Voice activity in the latest window only (constant cost however long the turn): speech over a playing
-        answer interrupts it; enough silence after speech ends the turn."""
+        answer interrupts it; a short pause after speech starts the speculative final; a long one ends the
+        turn."""
         audio = np.concatenate(self.buffer)
+        self.buffer = [audio]
         start = max(0, audio.size - self.end_silence - SAMPLE_RATE)
-        speech = await asyncio.to_thread(speech_timestamps, audio[start:])
+        speech = await asyncio.to_thread(speech_timestamps, audio[start:], 100)
         if not speech:
             if self.heard_speech:  # the whole window is silent, after speech
                 self.ended_by_silence = True
@@ -265,30 +281,68 @@ class VoiceSession:
             await self.interrupt("barge-in")
         self.heard_speech = True
         self.ended_by_silence = False
-        if audio.size - (start + speech[-1]["end"]) >= self.end_silence:
+        speech_end = start + speech[-1]["end"]
+        pause = audio.size - speech_end
+        self.speech_ended_at = time.perf_counter() - pause / SAMPLE_RATE
+        if pause >= self.end_silence:
             self.ended_by_silence = True
             await self.end()
-            return
+        elif pause >= self.speculate_silence:
+            if self.speculation is None or self.speculation.speech_end != speech_end:
+                self._speculate(audio[: min(audio.size, speech_end + SAMPLE_RATE // 10)], speech_end)
+        else:
+            self._drop_speculation()  # still speaking (or speaking again)
+            self._maybe_partial(audio)
+
+    def _maybe_partial(self, audio: np.ndarray) -> None:
         idle = self.partial_task is None or self.partial_task.done()
-        if idle and self.samples >= self.partial_every and self.samples // self.partial_every != self.partials_sent:
+        due = self.samples >= self.partial_every and self.samples // self.partial_every != self.partials_sent
+        if idle and due and self.speculation is None:
             self.partials_sent = self.samples // self.partial_every
-            self.partial_task = asyncio.create_task(self._partial(audio))
+            self.partial_task = asyncio.create_task(self._partial(audio[-self.partial_window :]))
 
     async def _partial(self, audio: np.ndarray) -> None:
         try:
             transcript = await self.speech.transcribe(audio, self.options["language"], cache=False)
-            if transcript.text and self.buffer:
+            if transcript.text and self.buffer and self.speculation is None:
                 await self.send({"type": "partial_transcript", "text": transcript.text})
         except Exception as exc:  # a failed partial is not fatal: the final transcript decides
             log.debug("partial transcript failed: %s", exc)
 
+    def _speculate(self, audio: np.ndarray, speech_end: int) -> None:
+        """Start the final transcription (and then the held answer) on the speech so far."""
+        self._drop_speculation()
+        if self.partial_task is not None and not self.partial_task.done():
+            self.partial_task.cancel()  # queued: never runs; running: its result is ignored
+        speculation = _Speculation(speech_end, asyncio.Event(), {})
+        speculation.task = asyncio.create_task(self._transcribe_and_prepare(audio, speculation))
+        self.speculation = speculation
+
+    async def _transcribe_and_prepare(self, audio: np.ndarray, speculation: _Speculation) -> Transcript:
+        transcript = await self.speech.transcribe(audio, self.options["language"], speculation.timings)
+        if transcript.text.strip() and self.speculation is speculation:
+            ended = self.speech_ended_at or time.perf_counter()
+            speculation.answer = asyncio.create_task(
+                self._answer(transcript.text, speculation.timings, ended, speculation.confirmed)
+            )
+        return transcript
+
+    def _drop_speculation(self) -> None:
+        if self.speculation is not None:
+            for task in (self.speculation.task, self.speculation.answer):
+                if task is not None:
+                    task.cancel()
+            self.speculation = None
+
     async def end(self) -> None:
-        """The turn is over: final transcript, then the answer (text and audio) in the background."""
+        """The turn is over: final transcript (the speculative one when the speech has not changed since), then
+        the answer (text and audio) in the background."""
         self._require_started()
         if not self.buffer:
             return
-        ended = time.perf_counter()
+        ended = self.speech_ended_at or time.perf_counter()
         audio = np.concatenate(self.buffer)
+        speculation, self.speculation = self.speculation, None
         heard = self.heard_speech or bool(await asyncio.to_thread(speech_timestamps, audio))
         self.reset()
         if not heard:  # only silence since the last turn
@@ -297,23 +351,36 @@ class VoiceSession:
             return
         if self.partial_task is not None:
             self.partial_task.cancel()
-        timings: dict[str, float] = {}
-        transcript = await self.speech.transcribe(audio, self.options["language"], timings)
+        if speculation is not None and speculation.task is not None:
+            transcript, timings = await speculation.task, speculation.timings
+            timings["speculative"] = 1.0
+        else:
+            timings = {}
+            transcript = await self.speech.transcribe(audio, self.options["language"], timings)
         await self.send(
             {"type": "final_transcript", "text": transcript.text, "cached": transcript.cached, "timings_ms": timings}
         )
         if not transcript.text.strip():
             await self.send({"type": "error", "status": 422, "detail": "no speech was recognised; ask again"})
             return
-        self.answer_task = asyncio.create_task(self._answer(transcript.text, timings, ended))
+        if speculation is not None and speculation.answer is not None:
+            speculation.confirmed.set()  # the held answer goes out now
+            self.answer_task = speculation.answer
+        else:
+            self.answer_task = asyncio.create_task(self._answer(transcript.text, timings, ended))
 
-    async def _answer(self, question: str, timings: dict[str, float], ended: float) -> None:
+    async def _answer(
+        self, question: str, timings: dict[str, float], ended: float, hold: asyncio.Event | None = None
+    ) -> None:
+        """Stream the answer; with ``hold``, prepare it (text and first audio) but send nothing until it is set."""
         o = self.options
         first_audio = True
         try:
             async for event in self.agent.answer_events(
                 question, o["collections"], o["mode"], o["k"], timings, o["speak"]
             ):
+                if hold is not None:
+                    await hold.wait()
                 if event["type"] == "audio":
                     speech = event.pop("speech")
                     if first_audio:
@@ -340,6 +407,18 @@ class VoiceSession:
             raise InvalidInput('send {"type": "start", "collection": NAME} first')
 
     async def close(self) -> None:
+        self._drop_speculation()
         for task in (self.partial_task, self.answer_task):
             if task is not None:
                 task.cancel()
+
+
+@dataclass
+class _Speculation:
+    """A final transcription started at a pause, and the answer prepared from it, held until the turn ends."""
+
+    speech_end: int  # the sample where the speech it heard ended
+    confirmed: asyncio.Event
+    timings: dict[str, float]
+    task: asyncio.Task[Transcript] | None = None
+    answer: asyncio.Task[None] | None = None
