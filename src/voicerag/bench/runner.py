@@ -671,30 +671,55 @@ async def _http(
         with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as server:
             await voice_to_voice(server.url, clips[0][1])  # warm up the models
             latencies = [await voice_to_voice(server.url, pcm) for _, pcm in clips]
-            record("voice_to_voice", latencies, sum(latencies), 0, note="end of the question to first answer audio")
+            record("voice_to_voice", latencies, sum(latencies), 0, note="'end' sent to first answer audio")
+            latencies = [await voice_to_voice(server.url, pcm, end_by_silence=True) for _, pcm in clips]
+            note = "end of speech to first answer audio; the turn ended by silence (the microphone kept streaming)"
+            record("voice_to_voice_silence", latencies, sum(latencies), 0, note=note)
 
 
-async def voice_to_voice(url: str, pcm: bytes) -> float:
-    """Over the websocket: stream a spoken question, send ``end``; seconds until the first answer audio frame."""
+async def voice_to_voice(url: str, pcm: bytes, end_by_silence: bool = False) -> float:
+    """Over the websocket, 100 ms frames in real time as a microphone sends them: a spoken question, then
+    ``end`` (seconds from ``end`` to the first answer audio frame), or with ``end_by_silence`` silence for as
+    long as it takes (seconds from the end of the speech, found by the VAD, to the first answer audio)."""
     import json
 
     from websockets.asyncio.client import connect
 
+    from voicerag.speech.audio import pcm16_to_float
+    from voicerag.speech.stt import speech_timestamps
+
+    frame = 3200  # bytes: 100 ms of 16 kHz 16-bit mono
+    speech_end = 2 * speech_timestamps(pcm16_to_float(pcm))[-1]["end"]  # in bytes
+    ended: list[float] = []
     async with connect(url.replace("http://", "ws://") + "/v1/voice/stream", max_size=None) as ws:
         await ws.send(json.dumps({"type": "start", "collection": "bench", "sample_rate": 16_000}))
         await ws.recv()
-        for i in range(0, len(pcm), 3200):  # 100 ms frames, in real time, as a microphone sends them
-            await ws.send(pcm[i : i + 3200])
-            await asyncio.sleep(0.1)
-        ended = time.perf_counter()
-        await ws.send(json.dumps({"type": "end"}))
-        while True:
-            message = await asyncio.wait_for(ws.recv(), 120)
-            if isinstance(message, bytes):
-                return time.perf_counter() - ended
-            event = json.loads(message)
-            if event["type"] == "error":
-                raise RuntimeError(event["detail"])
+
+        async def microphone() -> None:
+            for i in range(0, len(pcm), frame):
+                await ws.send(pcm[i : i + frame])
+                if i <= speech_end < i + frame:  # this frame holds the end of speech, captured that long ago
+                    ended.append(time.perf_counter() - (i + frame - speech_end) / 32_000)
+                await asyncio.sleep(0.1)
+            if not end_by_silence:
+                ended[:] = [time.perf_counter()]
+                await ws.send(json.dumps({"type": "end"}))
+                return
+            while True:  # the microphone stays open: silence until the server ends the turn
+                await ws.send(b"\0" * frame)
+                await asyncio.sleep(0.1)
+
+        sending = asyncio.create_task(microphone())
+        try:
+            while True:
+                message = await asyncio.wait_for(ws.recv(), 120)
+                if isinstance(message, bytes):
+                    return time.perf_counter() - ended[-1]
+                event = json.loads(message)
+                if event["type"] == "error":
+                    raise RuntimeError(event["detail"])
+        finally:
+            sending.cancel()
 
 
 def _ratio(a: float | None, b: float | None) -> float:
