@@ -103,3 +103,77 @@ async def test_queued_ingest_needs_redis(backend_settings, facts) -> None:
 
         with pytest.raises(InvalidInput, match="VOICERAG_REDIS_URL"):
             await rag.enqueue_ingest("kb", facts)
+
+
+async def test_a_killed_worker_process_leaves_a_job_another_finishes(make_settings) -> None:
+    """Real processes: `voicerag worker` is killed (SIGKILL) after the job's first batches committed; a second
+    worker picks the job up once arq's in-progress mark expires and finishes it without duplicate chunks."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from voicerag import Document
+
+    need_service("Redis", "127.0.0.1", 6379)
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(QUEUE_REDIS)
+    await client.flushdb()
+    settings = make_settings(redis_url=QUEUE_REDIS, job_timeout_s=20, ingest_batch_docs=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
+    env |= {
+        "VOICERAG_DATA_DIR": str(settings.data_dir),
+        "VOICERAG_REDIS_URL": QUEUE_REDIS,
+        "VOICERAG_JOB_TIMEOUT_S": "20",  # arq hands the job on 20 + 10 s after the dead worker took it
+        "VOICERAG_INGEST_BATCH_DOCS": "1",
+        "VOICERAG_PRELOAD_SPEECH": "false",
+    }
+    documents = [
+        Document(f"doc-{i}", f"Document number {i} says that item {i} costs {i * 3} euros.") for i in range(300)
+    ]
+    async with await VoiceRAG.open(settings) as rag:
+        job = await rag.enqueue_ingest("kb", documents)
+
+        def worker() -> subprocess.Popen:
+            command = [sys.executable, "-m", "voicerag.cli", "worker"]
+            return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        async def until(condition, limit_s: float = 120) -> None:
+            deadline = time.monotonic() + limit_s  # bounded only to catch a hang
+            while not await condition():
+                assert time.monotonic() < deadline, "timed out"
+                await asyncio.sleep(0.05)
+
+        first = worker()
+        try:
+            await until(lambda: _progressed(rag, job.id))
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+        finally:
+            first.kill()
+        interrupted = await rag.jobs.get(job.id)
+        assert interrupted.status == "running" and 0 < interrupted.chunks_done < 300
+        second = worker()
+        try:
+            await until(lambda: _finished(rag, job.id))
+        finally:
+            second.terminate()
+            second.wait(30)
+        done = await rag.jobs.get(job.id)
+        assert done.status == "done" and done.attempts == 2
+        [collection] = await rag.list_collections()
+        assert collection["documents"] == 300 and collection["chunks"] == 300  # no duplicates
+        assert (await rag.search("item 299 costs", ["kb"], mode="lexical"))[0].document_id == "doc-299"
+    await client.flushdb()
+    await client.aclose()
+
+
+async def _progressed(rag, job_id: str) -> bool:
+    job = await rag.jobs.get(job_id)
+    return job.chunks_done >= 5
+
+
+async def _finished(rag, job_id: str) -> bool:
+    return (await rag.jobs.get(job_id)).status in ("done", "failed")
