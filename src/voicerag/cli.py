@@ -875,7 +875,7 @@ def bench(
             config = BenchConfig(folder, chosen, beir, zipf, groups)
             reports.append(asyncio.run(run_bench(config)))
     result = median_of_runs(reports) if repeat > 1 else reports[0]
-    if repeat > 1:
+    if repeat > 1 and "ingest" in reports[0]["scenarios"]:
         result["scenarios"]["ingest"] = reports[0]["scenarios"]["ingest"]  # later runs find nothing new
     for path in (out_file, save_baseline):
         if path:

@@ -225,14 +225,28 @@ class Pipeline:
         if not sentences:
             return extractive.select(question, sources)
         question_vector = await self.embed_query(question)
-        vectors = await self.embedder.embed(sentences)
+        vectors = await self.sentence_vectors(sentences)
         return extractive.select(question, sources, vectors @ question_vector)
+
+    async def sentence_vectors(self, sentences: list[str]) -> np.ndarray:
+        """Vectors of candidate sentences: from the embedding cache (popular sources' sentences come back
+        often), the misses in one batched model call."""
+        model, dim = self.embedder.model_name, self.embedder.dim
+        found = [await self.cache.get("embedding", (model, s), decode=_vector_from) for s in sentences]
+        vectors = [v if v is not None and v.shape == (dim,) else None for v in found]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if missing:
+            fresh = await self.embedder.embed([sentences[i] for i in missing])
+            for i, vector in zip(missing, fresh, strict=True):
+                vectors[i] = vector
+                await self.cache.set("embedding", (model, sentences[i]), vector, encode=_vector_bytes)
+        return np.stack(vectors)
 
     def _generator_signature(self) -> tuple[Any, ...]:
         s = self.settings
         if self.generator.name == "llm":
-            return ("llm", 2, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
-        return ("extractive", 2, s.answer_sentences, s.answer_min_confidence)  # 2: the answerer's version
+            return ("llm", 3, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
+        return ("extractive", 3, s.answer_sentences, s.answer_min_confidence)  # 3: the answerer's version
 
     def _answer_key(
         self, generations: dict[str, int], question: str, mode: str, k: int, fusion: FusionParams

@@ -1,4 +1,4 @@
-"""The floor: the same embedder, the same saved dense index, the same BM25 index and RRF over the same corpus,
+"""The floor: the same embedder, the same saved dense index, the same BM25 index and fusion over the same corpus,
 with nothing else around them: a bare in-process loop, and a minimal ASGI app (no framework, greedy batching,
 one thread hop per batch, texts in memory). The project's figures are reported as ratios to these."""
 
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from voicerag.retrieval.search import CollectionState
-from voicerag.retrieval.worker import rrf_fuse
+from voicerag.retrieval.worker import FusionParams, convex_fuse
 
-K, CANDIDATES, RRF_K = 10, 50, 60
+K, CANDIDATES, ALPHA = 10, 50, FusionParams().alpha
 
 
 class FloorSearch:
@@ -34,7 +34,8 @@ class FloorSearch:
         for query, row_scores, row_ids in zip(queries, scores, ids, strict=True):
             dense = [(float(s), int(i)) for s, i in zip(row_scores, row_ids, strict=True) if i >= 0]
             lex_scores, lex_ids = self.lexical.search(query, CANDIDATES)
-            fused = rrf_fuse("bench", dense, list(zip(lex_scores.tolist(), lex_ids.tolist(), strict=True)), RRF_K)
+            lexical = list(zip(lex_scores.tolist(), lex_ids.tolist(), strict=True))
+            fused = convex_fuse("bench", dense, lexical, ALPHA)
             out.append([{"chunk_id": h.chunk_id, "score": h.score, "text": self.texts[h.chunk_id]} for h in fused[:K]])
         return out
 

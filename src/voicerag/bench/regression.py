@@ -69,6 +69,11 @@ def median_of_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
             spread[path] = round((max(values) - min(values)) / abs(statistics.median(values)), 4)
     merged["runs"] = len(reports)
     merged["spread"] = spread
+    merged["p50_ms_per_run"] = {
+        name: [r["scenarios"][name].get("p50_ms") for r in reports]
+        for name, figures in reports[0]["scenarios"].items()
+        if isinstance(figures, dict) and "p50_ms" in figures
+    }
     return merged
 
 

@@ -45,7 +45,7 @@ class FusionParams:
 
     candidates: int = 50
     rrf_k: int = 60
-    method: str = "rrf"
+    method: str = "convex"
     alpha: float = 0.5
 
 

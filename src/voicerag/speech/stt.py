@@ -93,8 +93,18 @@ class WhisperTranscriber:
         )
 
     async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
-        async with self.limit:
-            return await asyncio.to_thread(self.transcribe_sync, audio, language)
+        """On a worker thread, one model call at a time per ``limit``. A caller cancelled while the model runs
+        stops waiting at once, but the slot stays taken until the thread is done: the next call never runs
+        beside an abandoned one (a cancelled partial transcript would otherwise slow the final one)."""
+        await self.limit.acquire()
+        work = asyncio.ensure_future(asyncio.to_thread(self.transcribe_sync, audio, language))
+        work.add_done_callback(self._finished)
+        return await asyncio.shield(work)
+
+    def _finished(self, work: asyncio.Future[Transcript]) -> None:
+        self.limit.release()
+        if not work.cancelled():
+            work.exception()  # retrieved here too: an abandoned call's error is not "never retrieved"
 
 
 class OpenAITranscriber:

@@ -288,8 +288,9 @@ class VoiceSession:
             self.ended_by_silence = True
             await self.end()
         elif pause >= self.speculate_silence:
-            if self.speculation is None or self.speculation.speech_end != speech_end:
-                self._speculate(audio[: min(audio.size, speech_end + SAMPLE_RATE // 10)], speech_end)
+            pad = SAMPLE_RATE // 10  # the speculation hears this much past the speech end: VAD jitter is no news
+            if self.speculation is None or speech_end > self.speculation.speech_end + pad:
+                self._speculate(audio[: min(audio.size, speech_end + pad)], speech_end)
         else:
             self._drop_speculation()  # still speaking (or speaking again)
             self._maybe_partial(audio)
