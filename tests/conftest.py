@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import PG_URL, need_service
+from tests.helpers import PG_URL, TEST_REDIS, need_service
 from voicerag import Document, Settings, VoiceRAG
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -119,3 +119,16 @@ def pgvector_url(tmp_path_factory) -> Iterator[str]:
         yield sqlalchemy_url(server.get_uri())
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+async def redis_client():
+    """A client on the test Redis database (TEST_REDIS), emptied before and after the test."""
+    need_service("Redis", "127.0.0.1", 6379)
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(TEST_REDIS)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()

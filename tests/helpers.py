@@ -17,6 +17,7 @@ import uvicorn
 
 PG_URL = os.environ.get("VOICERAG_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VOICERAG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_REDIS = REDIS_URL.rsplit("/", 1)[0] + "/9"  # the database tests may empty
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

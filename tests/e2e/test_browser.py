@@ -52,6 +52,15 @@ def launch(playwright, chromium: Path, wav: Path):
     )
 
 
+def open_page(browser, url: str, console: list[str]):
+    """The page, its collections listed; the browser's console lines go to ``console``."""
+    page = browser.new_page()
+    page.on("console", lambda m: console.append(m.text))
+    page.goto(url)
+    page.wait_for_function("document.querySelectorAll('#collection option').length > 0", timeout=30_000)
+    return page
+
+
 def test_ask_aloud_in_the_browser_and_hear_the_answer(chromium, page_url, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -60,11 +69,8 @@ def test_ask_aloud_in_the_browser_and_hear_the_answer(chromium, page_url, tmp_pa
     with sync_playwright() as p:
         browser = launch(p, chromium, wav)
         try:
-            page = browser.new_page()
             console: list[str] = []
-            page.on("console", lambda m: console.append(m.text))
-            page.goto(page_url)
-            page.wait_for_function("document.querySelectorAll('#collection option').length > 0", timeout=30_000)
+            page = open_page(browser, page_url, console)
             assert page.input_value("#collection") == "kb"
             box = page.locator("#mic").bounding_box()
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -101,9 +107,7 @@ def test_hands_free_the_pause_ends_the_question(chromium, page_url, tmp_path) ->
     with sync_playwright() as p:
         browser = launch(p, chromium, wav)
         try:
-            page = browser.new_page()
-            page.goto(page_url)
-            page.wait_for_function("document.querySelectorAll('#collection option').length > 0", timeout=30_000)
+            page = open_page(browser, page_url, [])
             page.check("#handsfree")
             page.click("#mic")  # one click: listening until clicked again
             page.wait_for_function("window.voicerag.done >= 1 || window.voicerag.errors.length > 0", timeout=90_000)

@@ -17,13 +17,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import REDIS_URL, free_port, need_service, serve
+from tests.helpers import TEST_REDIS, free_port, serve
 from voicerag import VoiceRAG
 from voicerag.api.app import create_app
 from voicerag.cli import app as cli
 from voicerag.operations.live_config import REDIS_KEY
-
-TEST_REDIS = REDIS_URL.rsplit("/", 1)[0] + "/10"
 
 
 @pytest.fixture
@@ -136,19 +134,7 @@ async def test_alert_goes_on_and_off(admin_server, caplog) -> None:
         assert ready.json()["status"] == ("degraded" if ready.json()["alerts"] else "ready")
 
 
-@pytest.fixture
-async def config_redis():
-    need_service("Redis", "127.0.0.1", 6379)
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(TEST_REDIS)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
-
-
-async def test_a_change_reaches_every_replica_over_redis(config_redis, make_settings) -> None:
+async def test_a_change_reaches_every_replica_over_redis(redis_client, make_settings) -> None:
     shared = make_settings().data_dir.parent / "shared.db"
     base = {"database_url": f"sqlite+aiosqlite:///{shared}", "redis_url": TEST_REDIS}
     one = await VoiceRAG.open(make_settings(data_dir=make_settings().data_dir / "one", **base))
@@ -160,11 +146,11 @@ async def test_a_change_reaches_every_replica_over_redis(config_redis, make_sett
                 await asyncio.sleep(0.01)
         assert two.settings.semantic_cache_threshold == 0.9
         assert two.live.changes["top_k"].by == "key ops (via another replica)"
-        assert json.loads(await config_redis.hget(REDIS_KEY, "top_k"))["value"] == 3
+        assert json.loads(await redis_client.hget(REDIS_KEY, "top_k"))["value"] == 3
         async with await VoiceRAG.open(make_settings(data_dir=make_settings().data_dir / "three", **base)) as three:
             assert three.settings.top_k == 3  # a replica started later takes the fleet's runtime changes
         await one.live.change({"top_k": None}, by="key ops")
-        assert not await config_redis.hexists(REDIS_KEY, "top_k")
+        assert not await redis_client.hexists(REDIS_KEY, "top_k")
     finally:
         await one.aclose()
         await two.aclose()

@@ -10,26 +10,12 @@ import time
 
 import pytest
 
-from tests.helpers import PG_URL, REDIS_URL, free_port, need_service, wait_for_sync
+from tests.helpers import PG_URL, TEST_REDIS, free_port, need_service, wait_for_sync
 from voicerag import Document, VoiceRAG
 from voicerag.cache.tiered import Policy, TieredCache, make_key
 from voicerag.cache.tiers import MemoryTier, RedisTier, SQLTier
 from voicerag.documents.store import SQLDocumentStore
 from voicerag.pools import Pools
-
-TEST_REDIS = REDIS_URL.rsplit("/", 1)[0] + "/9"
-
-
-@pytest.fixture
-async def redis_client():
-    need_service("Redis", "127.0.0.1", 6379)
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(TEST_REDIS)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
 
 
 @pytest.fixture
