@@ -139,3 +139,65 @@ def test_postgres_start_status_stop(tmp_path: Path) -> None:
     finally:
         stopped = json.loads(voicerag(tmp_path, "postgres", "stop", "--json").stdout)
     assert stopped == {"url": None, "running": False, "pgdata": started["pgdata"]}
+
+
+def test_serve_with_two_workers(tmp_path: Path) -> None:
+    """`serve --workers 2`: two worker processes on one port, each with its share of the cores for its models;
+    a write through one is read through either at once (one SQLite store, its change feed)."""
+    import concurrent.futures
+    import time
+
+    import httpx
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
+    env |= {"VOICERAG_DATA_DIR": str(tmp_path / "state"), "VOICERAG_PRELOAD_SPEECH": "false"}
+    command = [sys.executable, "-m", "voicerag.cli", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # bounded only to catch a hang
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "the server did not come up"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        workers = [
+            pid
+            for pid in os.listdir("/proc")
+            if pid.isdigit() and _parent_of(pid) == server.pid and "spawn_main" in _cmdline(pid)
+        ]
+        assert len(workers) == 2, workers
+        threads = httpx.get(f"{url}/v1/admin/config", timeout=10).json()["settings"]["onnx_threads"]["value"]
+        assert threads == max(1, (os.cpu_count() or 1) // 2)
+        body = {"documents": [{"id": "hours", "text": "The museum opens at ten on Saturdays.", "title": "Hours"}]}
+        assert httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).status_code == 200
+
+        def search(_: int) -> str:
+            found = httpx.post(f"{url}/v1/search", json={"query": "museum Saturday", "collection": "kb"}, timeout=60)
+            return found.json()["results"][0]["document_id"]
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(search, range(24))) == {"hours"}  # whichever worker answers, it sees the write
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def _parent_of(pid: str) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
