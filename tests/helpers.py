@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy import event
 
 PG_URL = os.environ.get("VOICERAG_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VOICERAG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -129,3 +130,21 @@ async def wait_for_sync(rag: Any, name: str, generation: int, loaded: bool = Tru
             if (state is None and not loaded) or (state is not None and state.generation >= generation):
                 return
             await asyncio.sleep(0.005)
+
+
+@contextmanager
+def count_statements(rag: Any):
+    """The SQL statements ``rag`` sends for the calling task while the block runs (the change feed's own
+    catch-up, in its background task, is not the read path)."""
+    seen: list[str] = []
+    caller = asyncio.current_task()
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        if asyncio.current_task() is caller:
+            seen.append(statement)
+
+    event.listen(rag.pools.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(rag.pools.engine.sync_engine, "before_cursor_execute", record)

@@ -4,31 +4,11 @@ the change log, concurrent writers, bounded ingest batches (SQLite and the real 
 from __future__ import annotations
 
 import asyncio
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
-from tests.helpers import PG_URL, need_service, wait_for_sync
+from tests.helpers import PG_URL, count_statements, need_service, wait_for_sync
 from voicerag import Document, VoiceRAG
-
-
-@contextmanager
-def count_statements(rag: VoiceRAG):
-    """The SQL statements ``rag`` sends for the calling task while the block runs (the change feed's own
-    catch-up, in its background task, is not the read path)."""
-    seen: list[str] = []
-    caller = asyncio.current_task()
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        if asyncio.current_task() is caller:
-            seen.append(statement)
-
-    event.listen(rag.pools.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(rag.pools.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_search_and_ask_run_no_sql(rag: VoiceRAG, facts) -> None:

@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
         app.state.rag = rag if rag is not None else await VoiceRAG.open(settings, role="server")
         live = app.state.rag
         background = [asyncio.create_task(_warm(live))]  # /readyz says ready once the indexes are in
+        background.append(asyncio.create_task(live.keys.run_refresh()))  # keys verified with no SQL per request
         if owned and live.settings.preload_speech:  # in the background: the API answers meanwhile
             background.append(asyncio.create_task(live.speech.preload()))
         limiter = app.state.limiter
