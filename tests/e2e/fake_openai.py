@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 class Behaviour:
     reply: str = "The Eiffel Tower was completed in 1889 [1]."
     delay_s: float = 0.0  # before the first byte
+    word_delay_s: float = 0.0  # between streamed words
     status: int = 200
     fail_times: int = 0  # answer 503 this many times first
     transcript: str = "When was the Eiffel Tower completed?"
@@ -78,6 +79,7 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                 }
                 yield f"data: {json.dumps(chunk)}\n\n"
+                await asyncio.sleep(behaviour.word_delay_s)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
