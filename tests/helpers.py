@@ -6,12 +6,15 @@ import asyncio
 import io
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import event
@@ -148,3 +151,55 @@ def count_statements(rag: Any):
         yield seen
     finally:
         event.remove(rag.pools.engine.sync_engine, "before_cursor_execute", record)
+
+
+def wait_until(condition: Any, process: subprocess.Popen, limit_s: float = 120) -> None:
+    """Poll ``condition`` until it holds; bounded only to catch a hang, and failing at once if ``process``
+    (the server the condition depends on) has exited."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert process.poll() is None, "the server exited"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def get_json(url: str) -> Any:
+    """``GET url`` as JSON, or None while nothing answers there."""
+    try:
+        return httpx.get(url, timeout=10).json()
+    except httpx.HTTPError:
+        return None
+
+
+@contextmanager
+def voicerag_serve(
+    data_dir: Any,
+    *args: str,
+    serve_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    output: Any = subprocess.DEVNULL,
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``voicerag [ARGS] serve --port P [SERVE_ARGS]`` in its own process, as a user starts it (no VOICERAG_*
+    variables but the data dir and ``env``); yields the process and its URL once /readyz is 200; terminates it
+    after. ``output`` receives its stdout and stderr (``subprocess.PIPE`` to read them)."""
+    port = free_port()
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
+    variables |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_PRELOAD_SPEECH": "false"} | (env or {})
+    command = [sys.executable, "-m", "voicerag.cli", *args, "serve", "--port", str(port), *serve_args]
+    stderr = subprocess.STDOUT if output is subprocess.PIPE else output
+    server = subprocess.Popen(command, env=variables, stdout=output, stderr=stderr, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(url), server)
+        yield server, url
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(60)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -145,28 +145,12 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
     """`serve --workers 2`: two worker processes on one port, each with its share of the cores for its models;
     a write through one is read through either at once (one SQLite store, its change feed)."""
     import concurrent.futures
-    import time
 
     import httpx
 
-    from tests.helpers import free_port
+    from tests.helpers import voicerag_serve
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env |= {"VOICERAG_DATA_DIR": str(tmp_path / "state"), "VOICERAG_PRELOAD_SPEECH": "false"}
-    command = [sys.executable, "-m", "voicerag.cli", "serve", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # bounded only to catch a hang
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, "the server did not come up"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with voicerag_serve(tmp_path / "state", serve_args=("--workers", "2")) as (server, url):
         workers = [
             pid
             for pid in os.listdir("/proc")
@@ -184,9 +168,6 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             assert set(pool.map(search, range(24))) == {"hours"}  # whichever worker answers, it sees the write
-    finally:
-        server.terminate()
-        server.wait(60)
 
 
 def _parent_of(pid: str) -> int:

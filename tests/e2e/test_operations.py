@@ -6,18 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import TEST_REDIS, free_port, serve
+from tests.helpers import TEST_REDIS, get_json, serve, voicerag_serve, wait_until
 from voicerag import VoiceRAG
 from voicerag.api.app import create_app
 from voicerag.cli import app as cli
@@ -159,36 +156,12 @@ async def test_a_change_reaches_every_replica_over_redis(redis_client, make_sett
 def test_sighup_rereads_the_configuration_file(tmp_path: Path) -> None:
     config = tmp_path / "voicerag.toml"
     config.write_text("top_k = 4\nhnsw_m = 32\n")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env |= {"VOICERAG_DATA_DIR": str(tmp_path / "data"), "VOICERAG_PRELOAD_SPEECH": "false"}
-    command = [sys.executable, "-m", "voicerag.cli", "--config", str(config), "serve", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until(lambda: _get(f"{url}/healthz") is not None, server)
-        assert _get(f"{url}/v1/admin/config")["settings"]["top_k"]["value"] == 4
+    with voicerag_serve(tmp_path / "data", "--config", str(config), output=subprocess.PIPE) as (server, url):
+        assert get_json(f"{url}/v1/admin/config")["settings"]["top_k"]["value"] == 4
         config.write_text("top_k = 7\nhnsw_m = 16\n")
         server.send_signal(signal.SIGHUP)
-        _wait_until(lambda: _get(f"{url}/v1/admin/config")["settings"]["top_k"]["value"] == 7, server)
-        assert _get(f"{url}/v1/admin/config")["settings"]["hnsw_m"]["value"] == 32  # needs a restart
-    finally:
+        wait_until(lambda: get_json(f"{url}/v1/admin/config")["settings"]["top_k"]["value"] == 7, server)
+        assert get_json(f"{url}/v1/admin/config")["settings"]["hnsw_m"]["value"] == 32  # needs a restart
         server.terminate()
         output = server.communicate(timeout=60)[0]
     assert "needs a restart: hnsw_m" in output and "top_k 4 -> 7" in output
-
-
-def _get(url: str) -> dict | None:
-    try:
-        return httpx.get(url, timeout=10).json()
-    except httpx.HTTPError:
-        return None
-
-
-def _wait_until(condition, server: subprocess.Popen, limit_s: float = 120) -> None:
-    """Poll ``condition`` until it holds; bounded only to catch a hang (or a server that died)."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert server.poll() is None, "the server exited"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)

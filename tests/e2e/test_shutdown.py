@@ -5,44 +5,21 @@ slowly)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 
 import httpx
 
 from tests.e2e.fake_openai import Behaviour, create_fake_openai
-from tests.helpers import free_port, serve
+from tests.helpers import serve, voicerag_serve
 
 
 def test_sigterm_lets_the_streaming_answer_finish(tmp_path, facts) -> None:
     reply = "The Eiffel Tower was completed in 1889 for the World's Fair in Paris [1]."
     behaviour = Behaviour(reply=reply, word_delay_s=0.25)  # about 3 s of streaming
     with serve(create_fake_openai(behaviour)) as provider:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-        env |= {
-            "VOICERAG_DATA_DIR": str(tmp_path / "data"),
-            "VOICERAG_PRELOAD_SPEECH": "false",
-            "VOICERAG_GENERATOR": "llm",
-            "VOICERAG_LLM_BASE_URL": f"{provider}/v1",
-            "VOICERAG_LLM_API_KEY": "test",
-        }
-        command = [sys.executable, "-m", "voicerag.cli", "serve", "--port", str(port)]
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120  # bounded only to catch a hang
-            while True:
-                assert server.poll() is None and time.monotonic() < deadline, "the server did not come up"
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+        llm = {"VOICERAG_GENERATOR": "llm", "VOICERAG_LLM_BASE_URL": f"{provider}/v1", "VOICERAG_LLM_API_KEY": "test"}
+        with voicerag_serve(tmp_path / "data", env=llm, output=subprocess.PIPE) as (server, url):
             body = {"documents": [{"id": d.id, "text": d.text, "title": d.title} for d in facts]}
             assert httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).status_code == 200
             question = {"question": "When was the Eiffel Tower completed?", "collection": "kb", "stream": True}
@@ -56,18 +33,14 @@ def test_sigterm_lets_the_streaming_answer_finish(tmp_path, facts) -> None:
                         events.append((kind, json.loads(line.removeprefix("data:"))))
                         if [k for k, _ in events].count("delta") == 1 and kind == "delta":
                             server.send_signal(signal.SIGTERM)  # mid-answer: the first words are out
-            code = server.wait(60)
-            log = server.stderr.read() if server.stderr else ""
+            log = server.communicate(timeout=60)[0]
             # uvicorn shuts down cleanly, then re-raises the signal it caught: exit by SIGTERM, after the drain
-            assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log, (code, log)
-        finally:
-            if server.poll() is None:
-                server.kill()
-        text = "".join(data["text"] for kind, data in events if kind == "delta")
-        assert text.strip() == reply and events[-1][0] == "done"  # the whole answer, after SIGTERM
-        assert events[-1][1]["answer"] == reply and events[-1][1]["generator"] == "llm"
-        try:
-            httpx.get(f"{url}/healthz", timeout=5)
-            raise AssertionError("the server still answers after SIGTERM")
-        except httpx.ConnectError:
-            pass
+            assert server.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in log, log
+    text = "".join(data["text"] for kind, data in events if kind == "delta")
+    assert text.strip() == reply and events[-1][0] == "done"  # the whole answer, after SIGTERM
+    assert events[-1][1]["answer"] == reply and events[-1][1]["generator"] == "llm"
+    try:
+        httpx.get(f"{url}/healthz", timeout=5)
+        raise AssertionError("the server still answers after SIGTERM")
+    except httpx.ConnectError:
+        pass
