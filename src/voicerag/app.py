@@ -21,7 +21,7 @@ from voicerag.cache.bus import InvalidationBus
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import SearchMode, Settings, load_settings
 from voicerag.documents.changes import create_feed
-from voicerag.documents.loaders import Document, load_paths
+from voicerag.documents.loaders import Document
 from voicerag.documents.store import SQLDocumentStore
 from voicerag.ingestion import Ingestor, IngestReport, Progress
 from voicerag.jobs.store import Job, JobStore
@@ -184,18 +184,6 @@ class VoiceRAG:
                 await self.jobs.update(job.id, status="failed", errors=[*job.errors, {"file": "*", "detail": str(exc)}])
                 raise
         return job
-
-    async def ingest_paths(
-        self,
-        collection: str,
-        paths: list[Path],
-        progress: Progress | None = None,
-        skipped: list[dict[str, str]] | None = None,
-    ) -> IngestReport:
-        """Load files (a document's id is its path relative to the argument) and ingest them. With ``skipped``,
-        unreadable files are listed there and the rest ingested; without it, one fails the whole call."""
-        documents = await asyncio.to_thread(load_paths, paths, skipped)
-        return await self.ingest(collection, documents, progress)
 
     async def delete_documents(self, collection: str, doc_ids: list[str]) -> int:
         generation = await self.ingestor.delete_documents(collection, doc_ids)

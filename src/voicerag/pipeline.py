@@ -70,17 +70,25 @@ class Pipeline:
     # ---- embeddings -------------------------------------------------------------------------------------
 
     async def cached_query_vector(self, text: str) -> np.ndarray | None:
-        """The query's vector if the embedding cache has it."""
+        """The text's vector if the embedding cache has it."""
         vector = await self.cache.get("embedding", (self.embedder.model_name, text), decode=_vector_from)
         return vector if vector is not None and vector.shape == (self.embedder.dim,) else None
 
     async def embed_query(self, text: str) -> np.ndarray:
         """One query's vector, from the cache or the model (one batched worker call)."""
-        vector = await self.cached_query_vector(text)
-        if vector is None:
-            vector = (await self.embedder.embed([text]))[0]
-            await self.cache.set("embedding", (self.embedder.model_name, text), vector, encode=_vector_bytes)
-        return vector
+        return (await self.embed_cached([text]))[0]
+
+    async def embed_cached(self, texts: list[str]) -> np.ndarray:
+        """Vectors of short texts (queries, answer candidate sentences): from the embedding cache, the misses
+        in one batched model call, then cached."""
+        vectors = [await self.cached_query_vector(text) for text in texts]
+        missing = [i for i, vector in enumerate(vectors) if vector is None]
+        if missing:
+            fresh = await self.embedder.embed([texts[i] for i in missing])
+            for i, vector in zip(missing, fresh, strict=True):
+                vectors[i] = vector
+                await self.cache.set("embedding", (self.embedder.model_name, texts[i]), vector, encode=_vector_bytes)
+        return np.stack(vectors)
 
     async def embed_texts(self, texts: list[str]) -> np.ndarray:
         """Many texts' vectors (documents, /v1/embeddings): one batched call, no cache."""
@@ -224,23 +232,8 @@ class Pipeline:
         sentences = extractive.sentences_of(sources)
         if not sentences:
             return extractive.select(question, sources)
-        question_vector = await self.embed_query(question)
-        vectors = await self.sentence_vectors(sentences)
-        return extractive.select(question, sources, vectors @ question_vector)
-
-    async def sentence_vectors(self, sentences: list[str]) -> np.ndarray:
-        """Vectors of candidate sentences: from the embedding cache (popular sources' sentences come back
-        often), the misses in one batched model call."""
-        model, dim = self.embedder.model_name, self.embedder.dim
-        found = [await self.cache.get("embedding", (model, s), decode=_vector_from) for s in sentences]
-        vectors = [v if v is not None and v.shape == (dim,) else None for v in found]
-        missing = [i for i, v in enumerate(vectors) if v is None]
-        if missing:
-            fresh = await self.embedder.embed([sentences[i] for i in missing])
-            for i, vector in zip(missing, fresh, strict=True):
-                vectors[i] = vector
-                await self.cache.set("embedding", (model, sentences[i]), vector, encode=_vector_bytes)
-        return np.stack(vectors)
+        vectors = await self.embed_cached([question, *sentences])  # popular sources' sentences come back often
+        return extractive.select(question, sources, vectors[1:] @ vectors[0])
 
     def _generator_signature(self) -> tuple[Any, ...]:
         s = self.settings

@@ -24,12 +24,13 @@ class _Candidate:
     section: str = ""  # the markdown heading above the sentence in its chunk, if any
     score: float = 0.0
     similarity: float = 0.0
+    overlap: float = 0.0
 
 
 @dataclass
 class Extract:
-    """An extractive answer: its text (cited), whether the documents hold an answer, and how sure that is (the
-    best sentence's meaning similarity to the question, or its word overlap without vectors)."""
+    """An extractive answer: its text (cited), whether the documents hold an answer, how sure that is (the
+    model's probability, or the best word overlap without vectors), and the features it rests on."""
 
     text: str
     found: bool
@@ -83,11 +84,11 @@ class ExtractiveGenerator:
         q_weight = sum(math.log(1 + n) for _ in q_set) or 1.0  # an unseen word weighs the most
         q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
         for i, (candidate, tokens) in enumerate(zip(candidates, token_lists, strict=True)):
-            overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens)) / q_weight
+            candidate.overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens)) / q_weight
             bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False))) / max(1, len(q_bigrams))
             length_penalty = 1.0 / (1.0 + 0.02 * max(0, len(tokens) - 25))
             rank_prior = 1.0 / (1.0 + 0.1 * (candidate.source.n - 1))
-            lexical = overlap + 0.3 * bigrams
+            lexical = candidate.overlap + 0.3 * bigrams
             if similarities is not None:
                 candidate.similarity = float(similarities[i])
                 candidate.score = (candidate.similarity + 0.5 * lexical) * length_penalty * rank_prior
@@ -100,7 +101,7 @@ class ExtractiveGenerator:
             "similarity": sims[0],
             "similarity_gap": sims[0] - (sims[1] if len(sims) > 1 else 0.0),
             "chosen_similarity": ranked[0].similarity,
-            "overlap": max(sum(idf.get(t, 0.0) for t in q_set.intersection(tk)) / q_weight for tk in token_lists),
+            "overlap": max(c.overlap for c in candidates),
             "covered": sum(1 for t in q_set if t in df) / max(1, len(q_set)),
             "dense": float(sources[0].dense_score or 0.0),
         }

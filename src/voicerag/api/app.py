@@ -57,21 +57,21 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = rag is None
         app.state.rag = rag if rag is not None else await VoiceRAG.open(settings, role="server")
-        live = app.state.rag
-        background = [asyncio.create_task(_warm(live))]  # /readyz says ready once the indexes are in
-        background.append(asyncio.create_task(live.keys.run_refresh()))  # keys verified with no SQL per request
-        if owned and live.settings.preload_speech:  # in the background: the API answers meanwhile
-            background.append(asyncio.create_task(live.speech.preload()))
+        served = app.state.rag
+        background = [asyncio.create_task(_warm(served))]  # /readyz says ready once the indexes are in
+        background.append(asyncio.create_task(served.keys.run_refresh()))  # keys verified with no SQL per request
+        if owned and served.settings.preload_speech:  # in the background: the API answers meanwhile
+            background.append(asyncio.create_task(served.speech.preload()))
         limiter = app.state.limiter
-        live.live.listeners.append(lambda s: limiter.retune(s.rate_limit_per_s, s.rate_limit_burst))
-        live.alerts.start()
-        reloads = _reload_on_sighup(live) if owned else False
+        served.live.listeners.append(lambda s: limiter.retune(s.rate_limit_per_s, s.rate_limit_burst))
+        served.alerts.start()
+        reloads = _reload_on_sighup(served) if owned else False
         try:
             yield
         finally:
             if reloads:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            await live.alerts.aclose()
+            await served.alerts.aclose()
             for task in background:
                 task.cancel()
             if owned:

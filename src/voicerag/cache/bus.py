@@ -27,19 +27,19 @@ class InvalidationBus:
         self.received = 0
 
     async def publish(self, collection: str, generation: int) -> None:
-        message = json.dumps({"collection": collection, "generation": generation, "origin": self.origin})
-        try:
-            await self.redis.publish(CHANNEL, message)
-        except Exception as exc:  # other replicas still read the generation from the database
-            log.warning("could not publish invalidation for %r: %s", collection, exc)
+        """Announce a write (a replica that misses it still reads the generation from the store)."""
+        await self._send({"collection": collection, "generation": generation}, f"invalidation for {collection!r}")
 
     async def publish_config(self, settings: dict[str, list[Any]]) -> None:
-        """Announce live settings changed here ({name: [value, who]}) to the other replicas."""
-        message = json.dumps({"kind": "config", "settings": settings, "origin": self.origin})
+        """Announce live settings changed here ({name: [value, who]}) to the other replicas (a replica that
+        misses it reads the kept changes from Redis when it starts)."""
+        await self._send({"kind": "config", "settings": settings}, "the configuration change")
+
+    async def _send(self, message: dict[str, Any], what: str) -> None:
         try:
-            await self.redis.publish(CHANNEL, message)
-        except Exception as exc:  # they still read the kept changes from Redis when they start
-            log.warning("could not announce the configuration change: %s", exc)
+            await self.redis.publish(CHANNEL, json.dumps(message | {"origin": self.origin}))
+        except Exception as exc:  # a lost message is caught up by other means (see the callers)
+            log.warning("could not publish %s: %s", what, exc)
 
     async def start(self) -> None:
         """Subscribe (before returning, so nothing published from now on is missed), then listen."""
