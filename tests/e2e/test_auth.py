@@ -68,6 +68,10 @@ async def test_keys_and_scopes_over_http(keyed) -> None:
         assert (await client.post("/v1/admin/maintenance", headers=alice)).status_code == 403
         maintained = await client.post("/v1/admin/maintenance", headers=root)
         assert maintained.status_code == 200 and maintained.json()["indexes"]
+        assert (await client.get("/v1/admin/memory", headers=alice)).status_code == 403
+        memory = (await client.get("/v1/admin/memory", headers=root)).json()
+        assert memory["rss_mb"] > 0 and memory["read_model"]["collections"]["kb"]["chunks"] > 0
+        assert memory["read_model"]["text_mb"] <= memory["read_model"]["text_budget_mb"]
         assert (await client.delete("/v1/cache", headers=alice)).status_code == 403
         async with await VoiceRAG.open(settings) as admin:  # revoked elsewhere: seen at once (cache_s = 0)
             await admin.keys.revoke("alice")

@@ -90,3 +90,9 @@ def test_soak_reports_memory_and_whether_it_settles(tmp_path) -> None:
     assert kinds <= {"search", "ask", "speech"} and all(key.endswith(" 200") for key in report["requests"])
     assert report["rss_mb"]["max"] >= report["rss_mb"]["start"] > 0 and len(report["series"]) >= 2
     assert isinstance(report["plateau"], bool)
+    breakdown = report["memory"]["series"]  # the server's own account, sampled from the first second
+    assert breakdown and breakdown[0]["at_s"] < 5 and breakdown[0]["rss_mb"] > 0 and breakdown[0]["python_blocks"] > 0
+    assert (
+        report["memory"]["end"]["cache_mb"]["answer"] >= 0
+        and "kb" in report["memory"]["end"]["read_model"]["collections"]
+    )

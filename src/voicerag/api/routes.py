@@ -29,6 +29,7 @@ from voicerag.api.schemas import (
     IngestOut,
     JobOut,
     MaintenanceOut,
+    MemoryOut,
     PolicyStatsOut,
     ReadyOut,
     RemovedOut,
@@ -40,6 +41,7 @@ from voicerag.auth import ANONYMOUS, Principal
 from voicerag.config import ConfigError
 from voicerag.documents.loaders import Document, load_bytes
 from voicerag.errors import InvalidInput, NotFound, TooLarge, Unauthorized, VoiceRAGError
+from voicerag.operations.memory import memory_report
 
 
 async def get_rag(connection: HTTPConnection) -> VoiceRAG:
@@ -343,6 +345,14 @@ async def maintenance(rag: Rag, caller: Caller) -> MaintenanceOut:
     compaction and rebuilds where called for, pool advice."""
     caller.require_admin()
     return MaintenanceOut.model_validate(await rag.maintain())
+
+
+@router.get("/v1/admin/memory", tags=["admin"])
+async def memory(rag: Rag, caller: Caller) -> MemoryOut:
+    """Where this process's memory goes: RSS, the C heap, Python's heap (the top lines when started with
+    PYTHONTRACEMALLOC=1), the caches and the read model (admin scope)."""
+    caller.require_admin()
+    return MemoryOut.model_validate(memory_report(rag))
 
 
 @router.get("/v1/admin/alerts", tags=["admin"])

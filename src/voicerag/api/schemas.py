@@ -171,7 +171,17 @@ class MaintenanceOut(Out):
     store: list[str]
     indexes: list[dict[str, Any]]
     pool_advice: list[str]
+    memory_released_mb: float | None
     seconds: float
+
+
+class MemoryOut(Out):
+    rss_mb: float
+    c_heap: dict[str, float] | None = Field(description="glibc's heap: in use, free but held, mapped (MB)")
+    python: dict[str, Any]
+    cache_mb: dict[str, float]
+    cache_budget_mb: float
+    read_model: dict[str, Any]
 
 
 class TranscriptOut(Out):

@@ -33,9 +33,16 @@ def _slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
 
 
 async def soak(
-    url: str, collection: str, questions: list[str], seconds: float, concurrency: int, headers: dict[str, str]
+    url: str,
+    collection: str,
+    questions: list[str],
+    seconds: float,
+    concurrency: int,
+    headers: dict[str, str],
+    breakdown_every_s: int = 30,
 ) -> dict[str, Any]:
-    """Run the mix for ``seconds``; returns requests by kind and status, and the RSS series with its verdict."""
+    """Run the mix for ``seconds``; returns requests by kind and status, the RSS series with its verdict, and
+    (when the key has the admin scope) the server's memory breakdown every ``breakdown_every_s``."""
     rng = random.Random(0)
     counts: dict[str, int] = {}
     samples: list[tuple[float, float]] = []
@@ -58,15 +65,21 @@ async def soak(
             i += concurrency
 
     async def sampler(http: httpx.AsyncClient) -> None:
+        tick = 0
         while time.monotonic() < deadline:
             rss = await _rss_mb(http)
             if rss is not None:
                 samples.append((time.monotonic() - started, rss))
+            if tick % breakdown_every_s == 0 and (report := await _breakdown(http)) is not None:
+                breakdowns.append({"at_s": round(time.monotonic() - started, 1)} | _brief(report))
+            tick += 1
             await asyncio.sleep(1.0)
 
+    breakdowns: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
         await asyncio.gather(sampler(http), *(client(http, n) for n in range(concurrency)))
         final = await _rss_mb(http)
+        last = await _breakdown(http)
     half = [s for s in samples if s[0] >= seconds / 2]
     slope = _slope_mb_per_min(half)
     return {
@@ -81,4 +94,22 @@ async def soak(
         },
         "plateau": abs(slope) < 5.0,
         "series": [(round(t, 1), round(m, 1)) for t, m in samples],
+        "memory": {"series": breakdowns, "end": last},
+    }
+
+
+async def _breakdown(client: httpx.AsyncClient) -> dict[str, Any] | None:
+    """The server's own account of its memory (``/v1/admin/memory``), when the key may read it."""
+    response = await client.get("/v1/admin/memory")
+    return response.json() if response.status_code == 200 else None
+
+
+def _brief(report: dict[str, Any]) -> dict[str, Any]:
+    """One line of the breakdown series: RSS, the C heap, Python's blocks, the caches."""
+    return {
+        "rss_mb": report["rss_mb"],
+        "c_heap": report["c_heap"],
+        "python_blocks": report["python"]["allocated_blocks"],
+        "python_traced_mb": report["python"].get("traced_mb"),
+        "cache_mb": round(sum(report["cache_mb"].values()), 1),
     }

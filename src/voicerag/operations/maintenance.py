@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from voicerag.config import Settings
+from voicerag.operations.memory import release_free_memory
 
 
 def pool_advice(stats: dict[str, Any], settings: Settings) -> list[str]:
@@ -42,6 +43,7 @@ async def run_maintenance(rag: Any) -> dict[str, Any]:
         "store": await rag.store.optimize(),
         "indexes": await rag.retriever.maintain(),
         "pool_advice": pool_advice(rag.pools.stats(), rag.settings),
+        "memory_released_mb": release_free_memory(),
     }
     report["seconds"] = round(time.perf_counter() - started, 3)
     return report

@@ -142,6 +142,16 @@ class Retriever:
 
         return {"syncs": self.syncs, "lag_p50_ms": at(0.5), "lag_p95_ms": at(0.95), "lag_max_ms": at(1.0)}
 
+    def memory(self) -> dict[str, Any]:
+        """What the read model holds: chunk texts against their budget, and chunks and vectors per collection."""
+        return {
+            "text_mb": round(self.text_bytes / 2**20, 1),
+            "text_budget_mb": round(self.text_budget_bytes / 2**20, 1),
+            "collections": {
+                name: {"chunks": len(state.chunks), "vectors": len(state.dense)} for name, state in self._states.items()
+            },
+        }
+
     def loaded(self, name: str) -> CollectionState | None:
         """The collection's state if it is in memory."""
         return self._states.get(name)
