@@ -168,7 +168,12 @@ def serve(
         from voicerag.api.app import create_app
 
         uvicorn.run(
-            create_app(settings), host=host, port=port, log_level="info", access_log=logs, timeout_graceful_shutdown=10
+            create_app(settings, freeze_heap=True),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=logs,
+            timeout_graceful_shutdown=10,
         )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,34 @@ class Metrics:
         )
         self.errors = Counter("voicerag_errors", "errors by kind", ["kind", "worker"], registry=self.registry)
         self.recent = RecentRequests()  # for the alerts' rolling window
+        self.gc_pauses = Histogram(
+            "voicerag_gc_pause_seconds",
+            "Python garbage-collector pauses (every thread waits), by generation",
+            ["generation", "worker"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self._gc_seen: deque[tuple[int, float]] = deque(maxlen=10_000)
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every garbage collection of this process (``voicerag_gc_pause_seconds``); returns the undo. The
+        callback only appends to a deque (a collection can start inside any code, even while a metric's lock is
+        held); the pauses reach the histogram at the next scrape."""
+        started = [0.0]
+
+        def callback(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                self._gc_seen.append((info["generation"], time.perf_counter() - started[0]))
+
+        gc.callbacks.append(callback)
+        return lambda: gc.callbacks.remove(callback)
+
+    def _drain_gc(self) -> None:
+        while self._gc_seen:
+            generation, seconds = self._gc_seen.popleft()
+            self.gc_pauses.labels(str(generation), self.worker).observe(seconds)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One HTTP request: into the histogram, the error counter (4xx and 5xx) and the recent window."""
@@ -104,6 +133,7 @@ class Metrics:
     def render(self, cache: TieredCache | None, pools: Pools | None) -> bytes:
         """The text exposition format, with the cache and pool figures read from the live objects."""
         self._live.cache, self._live.pools = cache, pools
+        self._drain_gc()
         return generate_latest(self.registry)
 
 

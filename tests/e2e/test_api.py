@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -136,7 +137,9 @@ def test_cache_routes_and_metrics(client, facts) -> None:
         client.post("/v1/ask", json={"question": "Who created Python?", "collection": "kb"}).json()["cached"] is False
     )
     assert client.delete("/v1/cache", params={"policy": "nope"}).status_code == 422
+    gc.collect()  # a full collection: its pause is timed
     metrics = client.get("/metrics").text
+    assert 'voicerag_gc_pause_seconds_count{generation="2"' in metrics
     assert 'voicerag_stage_seconds_count{stage="retrieve"' in metrics
     assert "voicerag_request_seconds_bucket" in metrics and "process_resident_memory_bytes" in metrics
     assert 'voicerag_cache_events_total{event="hits",policy="answer",tier="memory"' in metrics

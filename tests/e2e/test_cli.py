@@ -159,6 +159,8 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
         assert len(workers) == 2, workers
         threads = httpx.get(f"{url}/v1/admin/config", timeout=10).json()["settings"]["onnx_threads"]["value"]
         assert threads == max(1, (os.cpu_count() or 1) // 2)
+        memory = httpx.get(f"{url}/v1/admin/memory", timeout=10).json()
+        assert memory["python"]["gc_frozen_objects"] > 10_000  # serve settles its heap once the indexes are in
         body = {"documents": [{"id": "hours", "text": "The museum opens at ten on Saturdays.", "title": "Hours"}]}
         assert httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).status_code == 200
 

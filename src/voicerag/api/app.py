@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -26,12 +27,22 @@ log = logging.getLogger(__name__)
 QUERY_PATHS = ("/v1/search", "/v1/ask", "/v1/chat/completions", "/v1/embeddings")
 
 
-async def _warm(rag: VoiceRAG) -> None:
+async def _warm(rag: VoiceRAG, freeze_heap: bool) -> None:
     try:
         await rag.warm()
     except Exception:
         log.exception("loading the indexes at start failed; collections load on first use")
         rag.ready = True
+    if freeze_heap:
+        settle_heap()
+
+
+def settle_heap() -> None:
+    """Collect once, then move every object alive now (the read model, the loaded modules) out of the garbage
+    collector's sight (``gc.freeze``): a full collection no longer walks them, so it stops pausing requests for
+    tens of milliseconds per 100k chunks. They are still freed by reference counting when dropped."""
+    gc.collect()
+    gc.freeze()
 
 
 def _reload_on_sighup(rag: VoiceRAG) -> bool:
@@ -50,15 +61,17 @@ def _reload_on_sighup(rag: VoiceRAG) -> bool:
     return True
 
 
-def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) -> FastAPI:
-    """The ASGI app. Pass ``rag`` to share an already open instance (tests); else one is opened at startup."""
+def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, freeze_heap: bool = False) -> FastAPI:
+    """The ASGI app. Pass ``rag`` to share an already open instance (tests); else one is opened at startup.
+    ``freeze_heap`` (``voicerag serve``): once the indexes are loaded, ``settle_heap``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = rag is None
         app.state.rag = rag if rag is not None else await VoiceRAG.open(settings, role="server")
         served = app.state.rag
-        background = [asyncio.create_task(_warm(served))]  # /readyz says ready once the indexes are in
+        background = [asyncio.create_task(_warm(served, freeze_heap))]  # /readyz: ready once the indexes are in
+        unwatch_gc = served.metrics.watch_gc()
         background.append(asyncio.create_task(served.keys.run_refresh()))  # keys verified with no SQL per request
         if owned and served.settings.preload_speech:  # in the background: the API answers meanwhile
             background.append(asyncio.create_task(served.speech.preload()))
@@ -71,6 +84,7 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None) ->
         finally:
             if reloads:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            unwatch_gc()
             await served.alerts.aclose()
             for task in background:
                 task.cancel()

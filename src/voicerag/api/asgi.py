@@ -3,4 +3,4 @@
 from voicerag.api.app import create_app
 from voicerag.config import load_settings
 
-app = create_app(load_settings())
+app = create_app(load_settings(), freeze_heap=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import resource
 import sys
@@ -87,7 +88,11 @@ def release_free_memory() -> float | None:
 
 def python_heap(top: int = 15) -> dict[str, Any]:
     """Python's allocated blocks; with tracing on, the traced total and the lines holding the most."""
-    out: dict[str, Any] = {"allocated_blocks": sys.getallocatedblocks(), "tracing": tracemalloc.is_tracing()}
+    out: dict[str, Any] = {
+        "allocated_blocks": sys.getallocatedblocks(),
+        "gc_frozen_objects": gc.get_freeze_count(),  # out of the collector's sight since start-up (settle_heap)
+        "tracing": tracemalloc.is_tracing(),
+    }
     if tracemalloc.is_tracing():
         traced, peak = tracemalloc.get_traced_memory()
         stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
