@@ -846,6 +846,10 @@ def bench(
         typer.Option(help="comma-separated groups: ingest,embed,search,ask,index,stt,tts,voice,http,floor,replica"),
     ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="run N times; figures are the medians")] = 1,
+    speech: Annotated[
+        Path | None, typer.Option(help="recorded clips for stt and voice (a folder with transcripts.tsv)")
+    ] = None,
+    clips: Annotated[int | None, typer.Option(min=1, help="spoken clips for stt and voice")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="keep the ingested corpus here between runs")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="write the JSON report here")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG: latency CDFs, throughput vs concurrency")] = None,
@@ -866,7 +870,7 @@ def bench(
         console.print(f"[red]error:[/red] --profile must be one of {', '.join(PROFILES)}")
         raise typer.Exit(2)
     chosen = PROFILES[profile]
-    overrides = {"synthetic": synthetic, "requests": requests, "concurrency": concurrency}
+    overrides = {"synthetic": synthetic, "requests": requests, "concurrency": concurrency, "speech_clips": clips}
     chosen = dataclasses.replace(chosen, **{k: v for k, v in overrides.items() if v is not None})
     groups = set(scenarios.split(",")) if scenarios else None
     if groups and not groups <= set(SCENARIO_GROUPS):
@@ -877,7 +881,7 @@ def bench(
         reports = []
         for run in range(repeat):
             console.print(f"bench run {run + 1} of {repeat} ({profile} profile) ...")
-            config = BenchConfig(folder, chosen, beir, zipf, groups)
+            config = BenchConfig(folder, chosen, beir, zipf, groups, speech)
             reports.append(asyncio.run(run_bench(config)))
     result = median_of_runs(reports) if repeat > 1 else reports[0]
     if repeat > 1 and "ingest" in reports[0]["scenarios"]:

@@ -49,7 +49,8 @@ def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
         "index_hnsw",
         "stt",
         "tts_first_audio",
-        "voice_to_voice",
+        "voice_to_voice_ptt",
+        "voice_to_voice_silence",
         "http_ask",
         "http_ask_layer_off",
     ):
@@ -73,3 +74,13 @@ def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
     (tmp_path / "slow.json").write_text(json.dumps(slowed))
     flagged = run(tmp_path, "bench-check", "slow.json", "--baseline", "baseline.json")
     assert flagged.returncode == 1 and "regression: scenarios.search_hybrid_cold.p50_ms" in flagged.stderr
+
+
+def test_bench_speech_scenarios_take_recorded_clips(tmp_path, shared_data) -> None:
+    clips = shared_data / "speech"
+    result = run(tmp_path, "bench", "--scenarios", "stt,voice", "--speech", str(clips), "--clips", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    scenarios = json.loads(result.stdout.strip().splitlines()[-1])["scenarios"]
+    assert scenarios["stt"]["clips"] == 2 and scenarios["stt"]["wer"] < 0.2  # LJSpeech, not the synthetic question
+    for name in ("voice_to_voice_ptt", "voice_to_voice_silence"):
+        assert scenarios[name]["requests"] == 2 and scenarios[name]["errors"] == 0, name

@@ -128,6 +128,7 @@ class BenchConfig:
     beir: Path | None = None
     zipf: float = 1.1
     scenarios: set[str] | None = None  # None: all
+    speech: Path | None = None  # recorded clips (transcripts.tsv) for stt and voice; else synthesised questions
     samples: dict[str, list[float]] = field(default_factory=dict)  # latencies per scenario, for the plot
 
     def wants(self, name: str) -> bool:
@@ -194,9 +195,10 @@ async def run_bench(config: BenchConfig) -> dict[str, Any]:
     spoken: list[tuple[str, bytes]] = []
 
     def clips() -> list[tuple[str, bytes]]:
-        """The spoken questions, synthesised once for the speech and voice scenarios."""
+        """The spoken questions (recorded, or synthesised once) for the speech and voice scenarios."""
         if not spoken:
-            spoken.extend(spoken_questions(p.speech_clips))
+            found = recorded_clips(config.speech, p.speech_clips) if config.speech else []
+            spoken.extend(found or spoken_questions(p.speech_clips))
         return spoken
 
     if config.wants("stt") or config.wants("tts"):
@@ -576,6 +578,15 @@ def spoken_questions(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def recorded_clips(folder: Path, count: int) -> list[tuple[str, bytes]]:
+    """The first ``count`` clips listed in ``folder/transcripts.tsv``, with their reference text, as 16 kHz 16-bit
+    PCM."""
+    from voicerag.evaluation.stt import load_transcripts
+    from voicerag.speech.audio import decode_audio, float_to_pcm16
+
+    return [(text, float_to_pcm16(decode_audio(clip.read_bytes()))) for clip, text in load_transcripts(folder)[:count]]
+
+
 ANSWER_TEXTS = [
     "The museum opens at nine in the morning. Tickets are sold at the main entrance until five.",
     "Record twelve describes a river, a copper engine and a lantern. It was written in the archive.",
@@ -590,25 +601,32 @@ async def _speech(
     scenarios: dict[str, Any],
     clips: list[tuple[str, bytes]],
 ) -> None:
+    import jiwer
+
+    from voicerag.evaluation.stt import normalizer
     from voicerag.speech.audio import pcm16_to_float
 
     async with await VoiceRAG.open(base.model_copy(update={"cache_enabled": False})) as rag:
         await rag.speech.preload()
         if config.wants("stt"):
             await rag.speech.transcribe(pcm16_to_float(clips[0][1]))  # warm up
-            latencies, seconds = [], 0.0
+            latencies, seconds, heard = [], 0.0, []
             for _, pcm in clips:
                 audio = pcm16_to_float(pcm)
                 t = time.perf_counter()
-                await rag.speech.transcribe(audio)
+                heard.append((await rag.speech.transcribe(audio)).text)
                 latencies.append(time.perf_counter() - t)
                 seconds += audio.size / 16_000
+            normalize = normalizer()
+            wer = jiwer.wer([normalize(text) for text, _ in clips], [normalize(text) for text in heard])
             record(
                 "stt",
                 latencies,
                 sum(latencies),
                 0,
                 rtf=round(sum(latencies) / seconds, 4),
+                wer=round(wer, 4),
+                clips=len(clips),
                 audio_seconds_mean=round(seconds / len(clips), 2),
             )
         if config.wants("tts"):
@@ -671,7 +689,7 @@ async def _http(
         with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as server:
             await voice_to_voice(server.url, clips[0][1])  # warm up the models
             latencies = [await voice_to_voice(server.url, pcm) for _, pcm in clips]
-            record("voice_to_voice", latencies, sum(latencies), 0, note="'end' sent to first answer audio")
+            record("voice_to_voice_ptt", latencies, sum(latencies), 0, note="'end' sent to first answer audio")
             latencies = [await voice_to_voice(server.url, pcm, end_by_silence=True) for _, pcm in clips]
             note = "end of speech to first answer audio; the turn ended by silence (the microphone kept streaming)"
             record("voice_to_voice_silence", latencies, sum(latencies), 0, note=note)
