@@ -86,11 +86,12 @@ def test_spoken_pieces_drop_citations_start_short_and_split_long_ones() -> None:
     ]
     first = "The museum is closed on Sundays and public holidays, but it opens late on Thursdays until nine."
     pieces = spoken_pieces(first)
-    assert len(pieces[0]) <= 60 and pieces[0] == "The museum is closed on Sundays and public holidays,"
+    assert pieces[0] == "The museum is closed on Sundays"  # before a conjunction, within 40 characters
     assert " ".join(pieces) == first
+    assert spoken_pieces(first, first_chars=60)[0] == "The museum is closed on Sundays and public holidays,"
     long = ", ".join(["a clause of several words"] * 40) + "."
     parts = spoken_pieces(long)
-    assert len(parts) > 2 and len(parts[0]) <= 60 and all(len(p) <= 200 for p in parts)
+    assert len(parts) > 2 and len(parts[0]) <= 40 and all(len(p) <= 200 for p in parts)
     assert " ".join(parts) == long
     assert spoken_pieces("[1] ... ") == []
     assert spoken_pieces("One. Two is growing", complete_only=True) == ["One."]

@@ -587,6 +587,11 @@ def recorded_clips(folder: Path, count: int) -> list[tuple[str, bytes]]:
     return [(text, float_to_pcm16(decode_audio(clip.read_bytes()))) for clip, text in load_transcripts(folder)[:count]]
 
 
+FIRST_PIECE_LENGTHS = (20, 40, 60, 100)
+PIECE_TEXT = (
+    "The museum opens at nine in the morning and tickets are sold at the main entrance until five in the evening."
+)
+
 ANSWER_TEXTS = [
     "The museum opens at nine in the morning. Tickets are sold at the main entrance until five.",
     "Record twelve describes a river, a copper engine and a lantern. It was written in the archive.",
@@ -640,6 +645,14 @@ async def _speech(
                 total.append(time.perf_counter() - t)
             record("tts_first_audio", first, sum(total), 0)
             record("tts_total", total, sum(total), 0, rtf=round(sum(total) / audio_s, 4))
+            by_length: dict[int, list[float]] = {n: [] for n in FIRST_PIECE_LENGTHS}
+            for _ in range(5):  # interleaved: what the first piece's length costs (VOICE_FIRST_PIECE_CHARS)
+                for n in FIRST_PIECE_LENGTHS:
+                    t = time.perf_counter()
+                    await rag.speech.synthesizer.synthesize(PIECE_TEXT[:n].rsplit(" ", 1)[0], base.tts_speed)
+                    by_length[n].append(time.perf_counter() - t)
+            for n, latencies in by_length.items():
+                record(f"tts_piece_{n}_chars", latencies, sum(latencies), 0)
 
 
 async def _http(
@@ -686,19 +699,41 @@ async def _http(
             scenarios["http_ask_layer_off"]["performance_layer"] = "off: no caches, no batching, 1 db "
             scenarios["http_ask_layer_off"]["performance_layer"] += "connection, no client keep-alive"
     if config.wants("voice"):
+        collection = "bench"
+        if config.speech:  # recorded clips: their transcripts are the documents, so every turn finds its answer
+            collection = "bench-speech"
+            docs = [Document(f"clip-{i}", text, f"Clip {i}") for i, (text, _) in enumerate(clips)]
+            async with await VoiceRAG.open(Settings(data_dir=config.data_dir, preload_speech=False)) as rag:
+                await rag.ingest(collection, docs)
         with server_process(config.data_dir, logs / "server_voice.log", cache_enabled=False) as server:
-            await voice_to_voice(server.url, clips[0][1])  # warm up the models
-            latencies = [await voice_to_voice(server.url, pcm) for _, pcm in clips]
-            record("voice_to_voice_ptt", latencies, sum(latencies), 0, note="'end' sent to first answer audio")
-            latencies = [await voice_to_voice(server.url, pcm, end_by_silence=True) for _, pcm in clips]
-            note = "end of speech to first answer audio; the turn ended by silence (the microphone kept streaming)"
-            record("voice_to_voice_silence", latencies, sum(latencies), 0, note=note)
+            await voice_to_voice(server.url, clips[0][1], collection=collection)  # warm up the models
+            notes = {
+                "voice_to_voice_ptt": "'end' sent to first answer audio",
+                "voice_to_voice_silence": "end of speech to first answer audio; the turn ended by silence (the "
+                "microphone kept streaming)",
+            }
+            for name, note in notes.items():
+                turns = [
+                    await voice_to_voice(server.url, pcm, end_by_silence="silence" in name, collection=collection)
+                    for _, pcm in clips
+                ]
+                latencies = [seconds for seconds, _ in turns]
+                record(name, latencies, sum(latencies), 0, note=note, stages_ms=_median_stages([t for _, t in turns]))
 
 
-async def voice_to_voice(url: str, pcm: bytes, end_by_silence: bool = False) -> float:
+def _median_stages(turns: list[dict[str, float]]) -> dict[str, float]:
+    """Each stage's median over the turns (ms), as the server timed them."""
+    names = sorted({name for turn in turns for name in turn})
+    return {name: round(float(np.median([t[name] for t in turns if name in t])), 1) for name in names}
+
+
+async def voice_to_voice(
+    url: str, pcm: bytes, end_by_silence: bool = False, collection: str = "bench"
+) -> tuple[float, dict[str, float]]:
     """Over the websocket, 100 ms frames in real time as a microphone sends them: a spoken question, then
     ``end`` (seconds from ``end`` to the first answer audio frame), or with ``end_by_silence`` silence for as
-    long as it takes (seconds from the end of the speech, found by the VAD, to the first answer audio)."""
+    long as it takes (seconds from the end of the speech, found by the VAD, to the first answer audio). Also the
+    server's own timings of the turn's stages (transcription, search, answer, first audio...), in ms."""
     import json
 
     from websockets.asyncio.client import connect
@@ -710,7 +745,7 @@ async def voice_to_voice(url: str, pcm: bytes, end_by_silence: bool = False) -> 
     speech_end = 2 * speech_timestamps(pcm16_to_float(pcm))[-1]["end"]  # in bytes
     ended: list[float] = []
     async with connect(url.replace("http://", "ws://") + "/v1/voice/stream", max_size=None) as ws:
-        await ws.send(json.dumps({"type": "start", "collection": "bench", "sample_rate": 16_000}))
+        await ws.send(json.dumps({"type": "start", "collection": collection, "sample_rate": 16_000}))
         await ws.recv()
 
         async def microphone() -> None:
@@ -728,14 +763,18 @@ async def voice_to_voice(url: str, pcm: bytes, end_by_silence: bool = False) -> 
                 await asyncio.sleep(0.1)
 
         sending = asyncio.create_task(microphone())
+        first_audio: float | None = None
         try:
             while True:
                 message = await asyncio.wait_for(ws.recv(), 120)
                 if isinstance(message, bytes):
-                    return time.perf_counter() - ended[-1]
+                    first_audio = first_audio or time.perf_counter() - ended[-1]
+                    continue
                 event = json.loads(message)
                 if event["type"] == "error":
                     raise RuntimeError(event["detail"])
+                if event["type"] == "done" and first_audio is not None:
+                    return first_audio, event["timings_ms"]
         finally:
             sending.cancel()
 

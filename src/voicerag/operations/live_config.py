@@ -52,6 +52,7 @@ LIVE: dict[str, str] = {
     "max_k": "the most sources a request may ask for",
     "max_speech_chars": "the most text spoken per request",
     "voice_max_spoken_chars": "how much of a voice answer is spoken",
+    "voice_first_piece_chars": "the length of the first spoken clause",
     "tts_speed": "the local voice's speed",
     "api_key_cache_s": "how long a verified key is trusted before the store is asked again",
     "redis_max_connections": "the Redis pool's connection limit (checked when a connection is made)",

@@ -1,7 +1,7 @@
 """Text made for listening: what the voice says of an answer. The text answer stays complete; the spoken one
 drops what only reads well (citation marks, markdown, headings, code blocks, tables, URLs) and says numbers,
-dates, units and abbreviations the way a person would. The first piece is a short clause (about 60
-characters, cut at a natural break) so the first audio comes quickly; the rest are whole sentences."""
+dates, units and abbreviations the way a person would. The first piece is a short clause (at most
+``first_chars``, cut at a natural break) so the first audio comes quickly; the rest are whole sentences."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 
 from voicerag.documents.chunking import split_sentences
 
-FIRST_PIECE_CHARS = 60  # the first clause spoken: short, so the first audio is ready sooner
+FIRST_PIECE_CHARS = 40  # the first clause spoken: short, so the first audio is ready sooner (a setting)
 MAX_PIECE_CHARS = 200  # longer sentences are cut at a comma or a space
 
 _CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
@@ -96,16 +96,17 @@ def _spoken_date(match: re.Match[str]) -> str:
     return f"{_MONTHS[month - 1]} {day}, {year}"
 
 
-def spoken_pieces(text: str, complete_only: bool = False) -> list[str]:
-    """The pieces to synthesise, in order: the first a short clause, then sentences up to 200 characters.
-    ``complete_only`` leaves out the last sentence (it may still be growing while an answer streams)."""
+def spoken_pieces(text: str, complete_only: bool = False, first_chars: int = FIRST_PIECE_CHARS) -> list[str]:
+    """The pieces to synthesise, in order: the first a clause of at most ``first_chars``, then sentences up to
+    200 characters. ``complete_only`` leaves out the last sentence (it may still be growing while an answer
+    streams)."""
     spans = [span.text for line in for_listening(text).splitlines() for span in split_sentences(line)]
     if complete_only:
         spans = spans[:-1]
     pieces: list[str] = []
     for sentence in spans:
         sentence = " ".join(sentence.split())
-        while len(sentence) > (limit := FIRST_PIECE_CHARS if not pieces else MAX_PIECE_CHARS):
+        while len(sentence) > (limit := first_chars if not pieces else MAX_PIECE_CHARS):
             cut = _natural_break(sentence, limit)
             if cut <= 0:
                 break

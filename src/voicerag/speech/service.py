@@ -120,7 +120,7 @@ class SpeechService:
                 f"the text to speak is {len(text)} characters; at most {limit} are accepted (VOICERAG_MAX_SPEECH_CHARS)"
             )
         plain_text(text, "the text to speak")
-        sentences = spoken_pieces(text)
+        sentences = spoken_pieces(text, first_chars=self.settings.voice_first_piece_chars)
         if not sentences:
             raise InvalidInput("the text holds nothing to speak (no letters or digits)")
         return sentences

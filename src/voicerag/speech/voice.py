@@ -81,11 +81,13 @@ class VoiceAgent:
                         await out.put({"type": "fallback", "reason": event["reason"], "text": event["text"]})
                     else:
                         await out.put(event)
-                    complete = spoken_pieces(text, complete_only=True) if speak else []
+                    complete = spoken_pieces(text, True, self.speech.settings.voice_first_piece_chars) if speak else []
                     await say_next(complete[queued:])
                     queued = max(queued, len(complete))
                 if speak:
-                    await say_next(spoken_pieces(text)[queued:])
+                    await say_next(
+                        spoken_pieces(text, first_chars=self.speech.settings.voice_first_piece_chars)[queued:]
+                    )
             except BaseException as exc:
                 await out.put(exc)
                 raise
