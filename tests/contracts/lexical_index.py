@@ -41,6 +41,26 @@ class LexicalIndexContract:
         assert index.search("dog running", 10)[1].tolist() == []
         assert len(index) == len(TEXTS) - 1 and sorted(index.ids().tolist()) == [2, 3, 4, 5]
 
+    def test_scores_follow_every_change_between_queries(self) -> None:
+        index, fresh = self.filled(), self.make()
+        index.search("quartz dogs", 10)  # asked once before the changes below
+        changes = [
+            (np.array([6, 7]), ["quartz quartz quartz", "dogs and more dogs"], np.zeros(0, np.int64)),
+            (np.zeros(0, np.int64), [], np.array([5])),
+            (np.array([2]), ["quartz cats"], np.zeros(0, np.int64)),
+        ]
+        texts = dict(enumerate(TEXTS, 1))
+        for added, added_texts, removed in changes:
+            index.update(added, added_texts, removed)
+            texts.update(zip(added.tolist(), added_texts, strict=True))
+            for chunk_id in removed.tolist():
+                texts.pop(chunk_id)
+            rebuilt = self.make()
+            rebuilt.update(np.array(list(texts)), list(texts.values()), np.zeros(0, np.int64))
+            got, want = index.search("quartz dogs", 10), rebuilt.search("quartz dogs", 10)
+            assert got[1].tolist() == want[1].tolist() and np.allclose(got[0], want[0], rtol=1e-5)
+        assert fresh.search("quartz", 10)[1].tolist() == []
+
     def test_queries_without_searchable_words_return_nothing(self) -> None:
         index = self.filled()
         for query in ("the", "x", "???", "", "\ud800 zzzz"):

@@ -42,7 +42,7 @@ async def pgvector_comparison(
         build_s = time.perf_counter() - started
         recall, latencies, ef = 0.0, [], 0
         for ef in (40, 80, 160, 320, 640):
-            index.ef_search = ef
+            index.params.hnsw_ef_search = ef  # the index reads it at each query (a live setting)
             latencies = []
             found = []
             for query in queries:

@@ -252,6 +252,7 @@ async def _in_process(
             for mode in ("dense", "lexical", "hybrid"):
                 call = lambda i, mode=mode: rag.pipeline.search(sample[i], ["bench"], mode, 10, use_cache=False)  # noqa: E731
                 record(f"search_{mode}_cold", *await run_clients(call, len(sample), 1))
+            scenarios.update(full_collection_pauses())
         if config.wants("index"):
             ids, stored = index.dense.snapshot()
             queries = vectors[: p.index_queries]
@@ -719,6 +720,32 @@ async def _http(
                 ]
                 latencies = [seconds for seconds, _ in turns]
                 record(name, latencies, sum(latencies), 0, note=note, stages_ms=_median_stages([t for _, t in turns]))
+
+
+def full_collection_pauses(rounds: int = 5) -> dict[str, Any]:
+    """What a full garbage collection costs this process with the read model loaded, and after ``settle_heap``
+    (what ``voicerag serve`` does once its indexes are in): every request waits while one runs."""
+    import gc
+
+    from voicerag.api.app import settle_heap
+
+    def timed() -> list[float]:
+        out = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            gc.collect()
+            out.append(time.perf_counter() - t)
+        return out
+
+    tracked = len(gc.get_objects())
+    before = timed()
+    settle_heap()
+    after = timed()
+    gc.unfreeze()  # the bench's later scenarios run as before
+    return {
+        "gc_full_collection": summarize(before, sum(before), 0) | {"tracked_objects": tracked},
+        "gc_full_collection_settled": summarize(after, sum(after), 0),
+    }
 
 
 def _median_stages(turns: list[dict[str, float]]) -> dict[str, float]:

@@ -49,6 +49,10 @@ class BM25Index:
     in document frequencies or the average length) and the postings are compacted once a quarter of the
     slots are dead. Readers and writers share one lock; a writer holds it only to splice arrays, never while
     tokenising.
+
+    A term's BM25 weight in each of its postings depends only on the index, not on the query, so it is computed
+    on the term's first query and kept until the next change (at most one float per posting of the terms asked
+    for): a query then only adds up its terms' weights.
     """
 
     def __init__(self) -> None:
@@ -62,6 +66,7 @@ class BM25Index:
         self._slots = 0
         self._slot_of: dict[int, int] = {}
         self._total_length = 0.0
+        self._weights: dict[int, np.ndarray] = {}  # term id -> BM25 weight per posting, until the next change
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -77,6 +82,7 @@ class BM25Index:
         """Remove ``remove_ids``, then add (or replace) ``add_ids`` with their texts."""
         counted = [Counter(tokenize(text)) for text in add_texts]
         with self._lock:
+            self._weights.clear()
             self._remove(np.concatenate([np.asarray(remove_ids, np.int64), np.asarray(add_ids, np.int64)]))
             self._add(np.asarray(add_ids, np.int64), counted)
             if self._slots - len(self._slot_of) > max(1000, self._slots // 4):
@@ -144,6 +150,7 @@ class BM25Index:
 
     def _compact(self) -> None:
         """Drop dead slots and renumber the live ones (postings stay in slot order)."""
+        self._weights.clear()
         live = np.flatnonzero(self._alive[: self._slots])
         if len(live) == self._slots and len(self._ids) == self._slots:
             return
@@ -171,19 +178,14 @@ class BM25Index:
             n = len(self._slot_of)
             if n == 0:
                 return empty
-            average = self._total_length / n
             parts_slots, parts_scores = [], []
             for term_id in term_ids:
-                slots = self._post_slots[term_id]
-                alive = self._alive[slots]
-                df = int(np.count_nonzero(alive))
-                if df == 0:
-                    continue
-                idf = np.log1p((n - df + 0.5) / (df + 0.5))
-                tfs = self._post_tfs[term_id]
-                norm = tfs + K1 * (1 - B + B * self._lengths[slots] / average)
-                parts_slots.append(slots)
-                parts_scores.append(np.where(alive, idf * tfs / norm, 0.0))
+                weights = self._weights.get(term_id)
+                if weights is None:
+                    weights = self._weights[term_id] = self._term_weights(term_id, n)
+                if len(weights):
+                    parts_slots.append(self._post_slots[term_id])
+                    parts_scores.append(weights)
             if not parts_slots:
                 return empty
             scores = np.bincount(
@@ -196,6 +198,18 @@ class BM25Index:
         order = np.lexsort((ids[candidates], -scores[candidates]))  # ties: the lower (older) chunk id first
         top = candidates[order]
         return scores[top].astype(np.float32), ids[top].copy()
+
+    def _term_weights(self, term_id: int, n: int) -> np.ndarray:
+        """BM25 of the term in each of its postings (0 in dead slots; empty when no live chunk holds it)."""
+        slots = self._post_slots[term_id]
+        alive = self._alive[slots]
+        df = int(np.count_nonzero(alive))
+        if df == 0:
+            return np.zeros(0, np.float32)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        tfs = self._post_tfs[term_id]
+        norm = tfs + K1 * (1 - B + B * self._lengths[slots] / (self._total_length / n))
+        return np.where(alive, idf * tfs / norm, 0.0).astype(np.float32)
 
     # ---- persistence ------------------------------------------------------------------------------------
 
