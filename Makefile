@@ -38,9 +38,10 @@ test: dev
 # The full profile: 100k synthetic chunks (the corpus stays in data/bench, so later runs skip the ingest),
 # every scenario, JSON + PNG; compared with benchmarks/baseline.json when there is one (exit 1 on a regression).
 BENCH_BASELINE := $(wildcard benchmarks/baseline.json)
-bench: install
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14  # the jobs scenarios queue here (skipped when unreachable)
+bench: dev
 	$(VENV)/bin/voicerag bench --profile full --data-dir data/bench --out benchmarks/bench_full.json \
-		--plot benchmarks/bench_full.png $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
+		--plot benchmarks/bench_full.png --redis-url $(BENCH_REDIS_URL) $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 lint: dev
 	$(VENV)/bin/ruff check src tests

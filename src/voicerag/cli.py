@@ -843,13 +843,18 @@ def bench(
     zipf: Annotated[float, typer.Option(help="Zipf exponent of the question mix")] = 1.1,
     scenarios: Annotated[
         str | None,
-        typer.Option(help="comma-separated groups: ingest,embed,search,ask,index,stt,tts,voice,http,floor,replica"),
+        typer.Option(
+            help="comma-separated groups: ingest,embed,search,ask,index,stt,tts,voice,http,floor,replica,jobs"
+        ),
     ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="run N times; figures are the medians")] = 1,
     speech: Annotated[
         Path | None, typer.Option(help="recorded clips for stt and voice (a folder with transcripts.tsv)")
     ] = None,
     clips: Annotated[int | None, typer.Option(min=1, help="spoken clips for stt and voice")] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Redis for the jobs scenarios, a database the bench may use (e.g. /14)")
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="keep the ingested corpus here between runs")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="write the JSON report here")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG: latency CDFs, throughput vs concurrency")] = None,
@@ -881,7 +886,7 @@ def bench(
         reports = []
         for run in range(repeat):
             console.print(f"bench run {run + 1} of {repeat} ({profile} profile) ...")
-            config = BenchConfig(folder, chosen, beir, zipf, groups, speech)
+            config = BenchConfig(folder, chosen, beir, zipf, groups, speech, redis_url)
             reports.append(asyncio.run(run_bench(config)))
     result = median_of_runs(reports) if repeat > 1 else reports[0]
     if repeat > 1 and "ingest" in reports[0]["scenarios"]:

@@ -84,3 +84,17 @@ def test_bench_speech_scenarios_take_recorded_clips(tmp_path, shared_data) -> No
     assert scenarios["stt"]["clips"] == 2 and scenarios["stt"]["wer"] < 0.2  # LJSpeech, not the synthetic question
     for name in ("voice_to_voice_ptt", "voice_to_voice_silence"):
         assert scenarios[name]["requests"] == 2 and scenarios[name]["errors"] == 0, name
+
+
+def test_bench_times_queued_ingestion_by_one_and_two_workers(tmp_path) -> None:
+    from tests.helpers import need_service
+
+    need_service("Redis", "127.0.0.1", 6379)
+    redis = "redis://127.0.0.1:6379/13"  # a database of its own: no other test's jobs are queued there
+    result = run(tmp_path, "bench", "--scenarios", "jobs", "--redis-url", redis, "--data-dir", "bench", "--json")
+    assert result.returncode == 0, result.stderr
+    jobs = json.loads(result.stdout.strip().splitlines()[-1])["scenarios"]["ingest_jobs"]
+    assert jobs["documents"] == 60 and jobs["jobs"] == 8
+    for workers in (1, 2):
+        figures = jobs[f"workers_{workers}"]
+        assert figures["docs_per_s"] > 0 and figures["chunks_per_s"] >= figures["docs_per_s"] * 0.99

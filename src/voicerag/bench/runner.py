@@ -4,6 +4,7 @@ something on a noisy machine. Profiles: ``quick`` (a smoke test, seconds) and ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
@@ -24,10 +25,11 @@ from voicerag.app import VoiceRAG
 from voicerag.bench import wrk
 from voicerag.bench.floor import FloorSearch
 from voicerag.bench.load import LoadPlan, run_load
-from voicerag.bench.server import BenchServer, floor_process, server_process
+from voicerag.bench.server import BenchServer, floor_process, server_process, worker_processes
 from voicerag.bench.stats import cache_summary, peak_rss_mb, resources, run_clients, summarize
 from voicerag.config import Settings
 from voicerag.documents.loaders import Document
+from voicerag.errors import NotFound
 from voicerag.evaluation.retrieval import load_beir
 from voicerag.evaluation.semantic import reword
 from voicerag.retrieval.faiss_index import FaissIndex
@@ -129,6 +131,7 @@ class BenchConfig:
     zipf: float = 1.1
     scenarios: set[str] | None = None  # None: all
     speech: Path | None = None  # recorded clips (transcripts.tsv) for stt and voice; else synthesised questions
+    redis_url: str | None = None  # the queue for the jobs scenarios (a database the bench may fill and empty)
     samples: dict[str, list[float]] = field(default_factory=dict)  # latencies per scenario, for the plot
 
     def wants(self, name: str) -> bool:
@@ -136,7 +139,20 @@ class BenchConfig:
 
 
 SWEEP = re.compile(r"http_ask_c\d+")  # the concurrency sweep's scenarios
-SCENARIO_GROUPS = ("ingest", "embed", "search", "ask", "index", "stt", "tts", "voice", "http", "floor", "replica")
+SCENARIO_GROUPS = (
+    "ingest",
+    "embed",
+    "search",
+    "ask",
+    "index",
+    "stt",
+    "tts",
+    "voice",
+    "http",
+    "floor",
+    "replica",
+    "jobs",
+)
 
 
 async def run_bench(config: BenchConfig) -> dict[str, Any]:
@@ -192,6 +208,8 @@ async def run_bench(config: BenchConfig) -> dict[str, Any]:
         await _floor_http(config, questions, scenarios)
     if config.wants("replica"):
         await _replica(config, questions, scenarios)
+    if config.wants("jobs"):
+        scenarios["ingest_jobs"] = await _ingest_jobs(config)
     spoken: list[tuple[str, bytes]] = []
 
     def clips() -> list[tuple[str, bytes]]:
@@ -494,6 +512,60 @@ async def _replica(config: BenchConfig, questions: list[str], scenarios: dict[st
         key.removeprefix("lag_").removesuffix("_ms"): synced[key] for key in ("lag_p50_ms", "lag_p95_ms", "lag_max_ms")
     } | {"syncs": synced["syncs"]}
     scenarios["replica_sync"]["queries_during"] = len(during)
+
+
+async def _ingest_jobs(config: BenchConfig, parts: int = 8) -> dict[str, Any]:
+    """``ingest_jobs``: queued ingestion (arq on Redis) of the same documents, split into ``parts`` jobs, by 1 and
+    by 2 ``voicerag worker`` processes on one store (the cores split between their model threads). Timed from
+    the first job's start to the last one's end, as the jobs record them (worker start-up excluded)."""
+    if not config.redis_url:
+        return {"skipped": "no Redis to queue on: pass --redis-url"}
+    import redis.asyncio as aioredis
+
+    try:
+        async with aioredis.from_url(config.redis_url) as probe:
+            await probe.ping()
+    except Exception as exc:
+        return {"skipped": f"Redis at {config.redis_url} is unreachable: {exc}"}
+    docs, _ = synthetic_corpus(config.profile.ingest_docs, seed=7)
+    cores = os.cpu_count() or 1
+    out: dict[str, Any] = {"documents": len(docs), "jobs": parts}
+    settings = Settings(data_dir=config.data_dir, redis_url=config.redis_url, preload_speech=False)
+    async with await VoiceRAG.open(settings) as rag:
+        for workers in (1, 2):
+            collection = f"bench-jobs-{workers}"
+            with contextlib.suppress(NotFound):  # left by an interrupted run: its documents would be skipped
+                await rag.delete_collection(collection)
+            with worker_processes(
+                workers,
+                config.data_dir,
+                config.data_dir / "logs",
+                redis_url=config.redis_url,
+                onnx_threads=max(1, cores // workers),
+            ):
+                ids = [(await rag.enqueue_ingest(collection, docs[i::parts])).id for i in range(parts)]
+                deadline = time.monotonic() + 3600
+                while (jobs := [await rag.jobs.get(i) for i in ids]) and any(
+                    j.status in ("queued", "running") for j in jobs
+                ):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"queued ingestion did not finish; see {config.data_dir / 'logs'}")
+                    await asyncio.sleep(0.2)
+            failed = [j.errors for j in jobs if j.status != "done"]
+            if failed:
+                raise RuntimeError(f"queued ingestion failed: {failed}")
+            ends = [j.updated_at.timestamp() for j in jobs]
+            starts = [end - float(j.result["seconds"]) for j, end in zip(jobs, ends, strict=True) if j.result]
+            seconds = max(ends) - min(starts)
+            chunks = sum(int(j.result["chunks"]) for j in jobs if j.result)
+            out[f"workers_{workers}"] = {
+                "seconds": round(seconds, 3),
+                "docs_per_s": round(len(docs) / seconds, 2),
+                "chunks_per_s": round(chunks / seconds, 2),
+                "onnx_threads_per_worker": max(1, cores // workers),
+            }
+            await rag.delete_collection(collection)
+    return out
 
 
 def index_comparison(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> dict[str, Any]:

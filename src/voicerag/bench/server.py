@@ -48,6 +48,30 @@ def floor_process(data_dir: Path, log_file: Path) -> Iterator[BenchServer]:
 
 
 @contextmanager
+def worker_processes(count: int, data_dir: Path, logs: Path, **settings: Any) -> Iterator[list[int]]:
+    """``count`` ``voicerag worker`` processes with ``settings`` as VOICERAG_* variables; their pids."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
+    env |= {f"VOICERAG_{k.upper()}": str(v) for k, v in settings.items()}
+    env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_LOG_LEVEL": "WARNING"}
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = []
+    try:
+        for n in range(count):
+            with (logs / f"worker_{count}_{n}.log").open("ab") as log:
+                command = [sys.executable, "-m", "voicerag.cli", "worker"]
+                processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        yield [p.pid for p in processes]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
 def _process(
     command: list[str], port: int, data_dir: Path, log_file: Path, settings: dict[str, Any]
 ) -> Iterator[BenchServer]:

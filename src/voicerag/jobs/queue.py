@@ -60,6 +60,7 @@ def worker_settings(redis_url: str | None, job_timeout_s: float, max_jobs: int) 
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["rag"] = await VoiceRAG.open(load_settings())
+        await ctx["rag"].embed(["warm up"])  # the model loads now, not inside the first job's time limit
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "rag" in ctx:
