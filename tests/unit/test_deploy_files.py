@@ -51,3 +51,18 @@ def test_promtool_accepts_the_alerting_rules() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_example_compose_file_uses_real_commands_and_settings() -> None:
+    from typer.main import get_command
+
+    from voicerag.cli import app
+
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
+    environment = compose["x-voicerag"]["environment"]
+    settings = {f"VOICERAG_{name.upper()}" for name in Settings.model_fields}
+    assert set(environment) <= settings, set(environment) - settings
+    services = [s for s in compose["services"].values() if str(s.get("command", "")).startswith("voicerag")]
+    assert {s["command"].split()[1] for s in services} == {"serve", "worker"} <= commands
+    assert sum(s["command"].split()[1] == "serve" for s in services) == 2
