@@ -185,7 +185,9 @@ class FaissIndex:
         with self._lock.read():
             data = faiss.serialize_index(self.index)
             meta = {"kind": self.kind, "dim": self.dim, "tombstones": sorted(self.tombstones)}
-        path.write_bytes(data.tobytes())
+        # straight from the array's buffer: a bytes copy of a large index holds the interpreter lock for the whole
+        # copy (every request waits), where the write releases it
+        path.write_bytes(memoryview(data))
         return meta
 
     @classmethod
