@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import PG_URL, TEST_REDIS, free_port, need_service, wait_for_sync
 from voicerag import Document, VoiceRAG
 from voicerag.cache.tiered import Policy, TieredCache, make_key
-from voicerag.cache.tiers import MemoryTier, RedisTier, SQLTier
+from voicerag.cache.tiers import ENTRY_OVERHEAD, MemoryTier, RedisTier, SQLTier
 from voicerag.documents.store import SQLDocumentStore
 from voicerag.pools import Pools
 
@@ -77,17 +77,18 @@ async def test_ttl_expiry_in_every_tier(tiers) -> None:
 
 
 async def test_memory_lru_is_bounded_by_bytes() -> None:
-    memory = MemoryTier({"answer": 2000})
-    key = lambda i: f"vr1:answer:{i:064d}"  # noqa: E731  (75-byte keys: 275 bytes an entry, 7 fit)
+    entry = 275 + ENTRY_OVERHEAD  # 75-byte keys, 200-byte values, and the bookkeeping: 7 fit
+    memory = MemoryTier({"answer": 7 * entry + entry // 2})
+    key = lambda i: f"vr1:answer:{i:064d}"  # noqa: E731
     for i in range(10):
         await memory.set(key(i), b"x" * 200, 60, "answer", ())
         if i == 5:
             assert await memory.get(key(0)) is not None  # touch 0: it becomes most recently used
-    assert memory.bytes_used("answer") == 7 * 275
+    assert memory.bytes_used("answer") == 7 * entry
     assert await memory.get(key(0)) is not None and await memory.get(key(9)) is not None
     assert [await memory.get(key(i)) for i in (1, 2, 3)] == [None, None, None]
     assert memory.evictions["answer"] == 3
-    await memory.set(key(99), b"x" * 5000, 60, "answer", ())  # larger than the budget: not stored
+    await memory.set(key(99), b"x" * 8 * entry, 60, "answer", ())  # larger than the budget: not stored
     assert await memory.get(key(99)) is None
 
 

@@ -37,6 +37,14 @@ class CacheTier(Protocol):
     async def stored(self) -> dict[str, int]: ...
 
 
+ENTRY_OVERHEAD = 280  # bytes an entry costs beyond its key and value (objects, LRU node), measured with tracemalloc
+
+
+def _size(key: str, value: bytes) -> int:
+    """What an entry costs the memory budget: its key, its value and the bookkeeping around them."""
+    return len(value) + len(key) + ENTRY_OVERHEAD
+
+
 @dataclass
 class _Entry:
     value: bytes
@@ -85,11 +93,11 @@ class MemoryTier:
     def _drop(self, policy: str, key: str) -> None:
         entry = self._lru[policy].pop(key, None)
         if entry is not None:
-            self._bytes[policy] -= len(entry.value) + len(key)
+            self._bytes[policy] -= _size(key, entry.value)
 
     async def set(self, key: str, value: bytes, ttl_s: float, policy: str, tags: tuple[str, ...]) -> None:
         budget = self.budgets.get(policy, 0)
-        size = len(value) + len(key)
+        size = _size(key, value)
         if size > budget:
             return
         with self._lock:
