@@ -34,13 +34,18 @@ class RequestSample:
 
 
 class RecentRequests:
-    """The last requests' route, duration and status (bounded), for windows over the recent past."""
+    """The last requests' route, duration and status, for windows over the recent past: those of the last
+    ``horizon_s`` (the alerts' window, kept up to date by the alert monitor), and never more than ``maxlen``."""
 
-    def __init__(self, maxlen: int = 50_000):
+    def __init__(self, maxlen: int = 50_000, horizon_s: float = 300.0):
         self.samples: deque[RequestSample] = deque(maxlen=maxlen)
+        self.horizon_s = horizon_s
 
     def add(self, route: str, seconds: float, status: int) -> None:
-        self.samples.append(RequestSample(time.monotonic(), route, seconds, status))
+        now = time.monotonic()
+        self.samples.append(RequestSample(now, route, seconds, status))
+        while self.samples[0].at < now - self.horizon_s:
+            self.samples.popleft()
 
     def since(self, started: float) -> list[RequestSample]:
         return [s for s in self.samples if s.at >= started]

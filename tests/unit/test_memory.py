@@ -1,4 +1,5 @@
-"""The memory report's C-heap figures and giving freed heap memory back to the system (glibc)."""
+"""The memory report's C-heap figures, giving freed heap memory back to the system (glibc), and the bounded
+recent-requests window."""
 
 import pytest
 
@@ -35,3 +36,19 @@ def test_python_heap_lists_the_top_lines_only_when_tracing() -> None:
         assert "test_memory.py" in report["top"][0]["where"] and report["top"][0]["count"] >= len(held)
     finally:
         tracemalloc.stop()
+
+
+def test_the_recent_requests_window_keeps_only_its_horizon() -> None:
+    import time
+
+    from voicerag.metrics import RecentRequests, RequestSample
+
+    recent = RecentRequests(maxlen=100, horizon_s=5)
+    for age in (60, 30, 6):  # older than the horizon: they go with the next request
+        recent.samples.append(RequestSample(time.monotonic() - age, "/v1/ask", 0.01, 200))
+    recent.samples.append(kept := RequestSample(time.monotonic() - 1, "/v1/ask", 0.01, 200))
+    recent.add("/v1/search", 0.02, 200)
+    assert list(recent.samples)[0] is kept and len(recent.samples) == 2
+    for _ in range(150):
+        recent.add("/v1/search", 0.02, 200)
+    assert len(recent.samples) == 100  # and never more than maxlen

@@ -97,6 +97,7 @@ class AlertMonitor:
         s, at = self.rag.settings, time.time()
         alerts: list[Alert] = []
         by_route: dict[str, list[RequestSample]] = {}
+        self.rag.metrics.recent.horizon_s = s.alert_window_s  # a live setting: the window keeps what it needs
         for sample in self.rag.metrics.recent.since(started):
             by_route.setdefault(sample.route, []).append(sample)
         window = f"over the last {s.alert_window_s:g} s"
