@@ -43,5 +43,6 @@ def test_maintenance_command(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"cache_entries_removed", "store", "indexes", "pool_advice", "seconds"}
+    assert set(report) == {"cache_entries_removed", "store", "indexes", "pool_advice", "memory_released_mb", "seconds"}
+    assert report["memory_released_mb"] is None or report["memory_released_mb"] >= 0
     assert "PRAGMA optimize" in report["store"]
