@@ -153,12 +153,12 @@ def count_statements(rag: Any):
         event.remove(rag.pools.engine.sync_engine, "before_cursor_execute", record)
 
 
-def wait_until(condition: Any, process: subprocess.Popen, limit_s: float = 120) -> None:
+def wait_until(condition: Any, process: subprocess.Popen | None = None, limit_s: float = 120) -> None:
     """Poll ``condition`` until it holds; bounded only to catch a hang, and failing at once if ``process``
-    (the server the condition depends on) has exited."""
+    (the server the condition depends on), when given, has exited."""
     deadline = time.monotonic() + limit_s
     while not condition():
-        assert process.poll() is None, "the server exited"
+        assert process is None or process.poll() is None, "the server exited"
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
 

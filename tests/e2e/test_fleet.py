@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 
-from tests.helpers import REDIS_URL, need_service, voicerag_serve
+from tests.helpers import REDIS_URL, need_service, voicerag_serve, wait_until
 
 QUEUE_REDIS = REDIS_URL.rsplit("/", 1)[0] + "/9"  # a database of its own: no other test's jobs are queued there
 FILES = 400  # two jobs of 200 one-chunk files, committed one at a time: long enough for both workers to be busy
@@ -59,10 +58,10 @@ def test_two_replicas_and_two_workers_on_pgvector_survive_a_killed_worker(pgvect
             def job(job_id: str) -> dict:
                 return httpx.get(f"{replica_b}/v1/jobs/{job_id}", timeout=30).json()
 
-            _until(lambda: all(job(j)["status"] == "running" and job(j)["chunks_done"] >= 2 for j in jobs))
+            wait_until(lambda: all(job(j)["status"] == "running" and job(j)["chunks_done"] >= 2 for j in jobs))
             workers[0].send_signal(signal.SIGKILL)  # mid-job: each worker holds one of the two
             workers[0].wait(30)
-            _until(lambda: all(job(j)["status"] in ("done", "failed") for j in jobs), limit_s=240)
+            wait_until(lambda: all(job(j)["status"] in ("done", "failed") for j in jobs), limit_s=240)
             finished = [job(j) for j in jobs]
             assert [j["status"] for j in finished] == ["done", "done"], finished
             assert max(j["attempts"] for j in finished) == 2  # the killed worker's job ran again, on the other
@@ -94,10 +93,3 @@ def test_two_replicas_and_two_workers_on_pgvector_survive_a_killed_worker(pgvect
                 worker.wait(30)
         queue.flushdb()
         queue.close()
-
-
-def _until(condition, limit_s: float = 120) -> None:
-    deadline = time.monotonic() + limit_s  # bounded only to catch a hang
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)

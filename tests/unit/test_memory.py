@@ -52,3 +52,25 @@ def test_the_recent_requests_window_keeps_only_its_horizon() -> None:
     for _ in range(150):
         recent.add("/v1/search", 0.02, 200)
     assert len(recent.samples) == 100  # and never more than maxlen
+
+
+async def test_the_cache_budget_counts_what_an_entry_really_costs() -> None:
+    import os
+    import tracemalloc
+
+    from voicerag.cache.tiers import ENTRY_OVERHEAD, MemoryTier
+
+    tier = MemoryTier({"answer": 10**10})
+    payload = 0
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20_000):
+            key, value = f"vr1:answer:{os.urandom(16).hex()}", os.urandom(1000)
+            await tier.set(key, value, 3600, "answer", ("collection:docs",))
+            payload += len(key) + len(value)
+        overhead = (tracemalloc.get_traced_memory()[0] - before - payload) / 20_000
+    finally:
+        tracemalloc.stop()
+    assert 0.7 * ENTRY_OVERHEAD <= overhead <= 1.3 * ENTRY_OVERHEAD, overhead
+    assert tier.bytes_used("answer") == payload + 20_000 * ENTRY_OVERHEAD

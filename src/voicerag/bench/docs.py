@@ -98,7 +98,7 @@ def measured(src: Sources) -> str:
         ],
         [
             "voice to voice: end of a ~5 s spoken question to the first answer audio (websocket), p50",
-            _ms(_push_to_talk(s)["p50_ms"]),
+            _ms(s["voice_to_voice_ptt"]["p50_ms"]),
             f"`{FULL}`",
         ],
     ]
@@ -304,8 +304,8 @@ def speech(src: Sources) -> str:
         ],
         [
             "voice to voice (websocket, uncached)",
-            f"p50 {_ms(_push_to_talk(s)['p50_ms'])}",
-            f"max {_ms(_push_to_talk(s)['max_ms'])}",
+            f"p50 {_ms(s['voice_to_voice_ptt']['p50_ms'])}",
+            f"max {_ms(s['voice_to_voice_ptt']['max_ms'])}",
         ],
     ]
     return _table(["what", "latency / quality", "speed"], rows)
@@ -353,9 +353,3 @@ def render_all(root: Path) -> dict[Path, str]:
     """Each document with bench blocks, as it should read."""
     src = Sources(root / "benchmarks")
     return {root / name: render((root / name).read_text(), src) for name in DOCUMENTS if (root / name).is_file()}
-
-
-def _push_to_talk(s: dict[str, Any]) -> dict[str, Any]:
-    """The voice turn ended by the client's ``end`` (named ``voice_to_voice`` in reports made before the
-    silence-ended turn was measured beside it)."""
-    return s.get("voice_to_voice_ptt") or s["voice_to_voice"]

@@ -47,12 +47,17 @@ def floor_process(data_dir: Path, log_file: Path) -> Iterator[BenchServer]:
         yield server
 
 
-@contextmanager
-def worker_processes(count: int, data_dir: Path, logs: Path, **settings: Any) -> Iterator[list[int]]:
-    """``count`` ``voicerag worker`` processes with ``settings`` as VOICERAG_* variables; their pids."""
+def _environment(data_dir: Path, settings: dict[str, Any]) -> dict[str, str]:
+    """This process's environment without its VOICERAG_* variables, plus ``settings`` as VOICERAG_* ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env |= {f"VOICERAG_{k.upper()}": str(v) for k, v in settings.items()}
-    env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_LOG_LEVEL": "WARNING"}
+    env |= {f"VOICERAG_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}
+    return env | {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_LOG_LEVEL": "WARNING"}
+
+
+@contextmanager
+def worker_processes(count: int, data_dir: Path, logs: Path, **settings: Any) -> Iterator[None]:
+    """``count`` ``voicerag worker`` processes with ``settings`` as VOICERAG_* variables, stopped after."""
+    env = _environment(data_dir, settings)
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
     try:
@@ -60,7 +65,7 @@ def worker_processes(count: int, data_dir: Path, logs: Path, **settings: Any) ->
             with (logs / f"worker_{count}_{n}.log").open("ab") as log:
                 command = [sys.executable, "-m", "voicerag.cli", "worker"]
                 processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-        yield [p.pid for p in processes]
+        yield
     finally:
         for process in processes:
             process.terminate()
@@ -75,9 +80,7 @@ def worker_processes(count: int, data_dir: Path, logs: Path, **settings: Any) ->
 def _process(
     command: list[str], port: int, data_dir: Path, log_file: Path, settings: dict[str, Any]
 ) -> Iterator[BenchServer]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env |= {f"VOICERAG_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}
-    env |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_LOG_LEVEL": "WARNING"}
+    env = _environment(data_dir, settings)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
