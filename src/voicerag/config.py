@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     stt_beam_size: int = Field(1, ge=1, le=10)
     stt_vad: bool = Field(True, description="skip non-speech with Silero VAD before decoding")
     stt_threads: int = Field(2, ge=1, le=64)
+    stt_min_window_s: float = Field(
+        15.0,
+        ge=1,
+        le=30,
+        description="local Whisper: the encoder sees the speech plus a tail, at least this long (30: the whole window)",
+    )
+    stt_window_tail_s: float = Field(3.0, ge=0, le=30, description="local Whisper: padding kept after the speech")
     stt_api_base: str = "https://api.openai.com/v1"
     stt_api_key: str | None = None
     stt_remote_model: str = Field("whisper-1", description="whisper-1, gpt-4o-transcribe, ...")

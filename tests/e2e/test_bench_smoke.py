@@ -82,8 +82,11 @@ def test_bench_speech_scenarios_take_recorded_clips(tmp_path, shared_data) -> No
     assert result.returncode == 0, result.stderr
     scenarios = json.loads(result.stdout.strip().splitlines()[-1])["scenarios"]
     assert scenarios["stt"]["clips"] == 2 and scenarios["stt"]["wer"] < 0.2  # LJSpeech, not the synthetic question
+    full = scenarios["stt_full_window"]  # the same clips through Whisper's whole 30 s window, side by side
+    assert full["clips"] == 2 and full["model"].endswith("window30+3") and full["wer"] < 0.2
     for name in ("voice_to_voice_ptt", "voice_to_voice_silence"):
         assert scenarios[name]["requests"] == 2 and scenarios[name]["errors"] == 0, name
+        assert scenarios[name]["turns_ended_at_inner_pause"] in (0, 1, 2)
 
 
 def test_bench_times_queued_ingestion_by_one_and_two_workers(tmp_path) -> None:

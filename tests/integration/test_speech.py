@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -9,8 +11,9 @@ from tests.helpers import IN_CI, spoken_wav
 from voicerag import VoiceRAG
 from voicerag.cache.tiers import FileTier
 from voicerag.errors import InvalidInput, TooLarge
-from voicerag.evaluation.stt import evaluate_stt, normalizer
+from voicerag.evaluation.stt import evaluate_stt, load_transcripts, normalizer
 from voicerag.speech.audio import decode_audio, encode_audio
+from voicerag.speech.stt import WhisperTranscriber, encoder_frames
 
 
 async def test_whisper_on_ljspeech_clips_under_a_wer_bound(make_settings, shared_data) -> None:
@@ -19,6 +22,36 @@ async def test_whisper_on_ljspeech_clips_under_a_wer_bound(make_settings, shared
     assert result["clips"] == 8 and result["audio_seconds"] > 30
     assert result["wer"] < 0.15, result["per_clip"]
     assert all(c["hypothesis"] for c in result["per_clip"])
+
+
+def test_the_encoder_sees_the_speech_plus_a_tail_at_least_the_minimum_window() -> None:
+    window = np.zeros((80, 3000), np.float32)  # a 30 s window as faster-whisper pads it: all-zero frames after
+    window[:, :400] = -0.5  # 4 s of audio (its log-mel frames are never all zero)
+    assert encoder_frames(window, min_window_s=15, tail_s=3) == 1500  # the minimum window
+    assert encoder_frames(window, min_window_s=5, tail_s=3) == 700  # the speech and its tail
+    window[:, :2900] = -0.5
+    assert encoder_frames(window, min_window_s=15, tail_s=3) == 3000  # never more than the window
+    assert encoder_frames(np.zeros((80, 3000), np.float32), min_window_s=10, tail_s=3) == 1000
+    assert encoder_frames(window, min_window_s=30, tail_s=0) == 3000  # 30: Whisper's whole window, as trained
+
+
+async def test_a_trimmed_window_transcribes_clips_as_the_whole_window_does(make_settings, shared_data) -> None:
+    """The default window against Whisper's full 30 s one, on recorded clips: about the same words, as well."""
+    import jiwer
+
+    pairs = load_transcripts(shared_data / "speech")[:8]
+    normalize = normalizer()
+    references = [normalize(text) for _, text in pairs]
+    heard: dict[float, list[str]] = {}
+    for window in (30.0, make_settings().stt_min_window_s):
+        transcriber = WhisperTranscriber(make_settings(stt_min_window_s=window), asyncio.Semaphore(1))
+        heard[window] = [
+            normalize((await transcriber.transcribe(decode_audio(clip.read_bytes()), "en")).text) for clip, _ in pairs
+        ]
+    full, trimmed = heard.values()
+    assert sum(a == b for a, b in zip(full, trimmed, strict=True)) >= 6, (full, trimmed)
+    assert jiwer.wer(references, trimmed) <= jiwer.wer(references, full) + 0.01
+    assert "window15+3" in transcriber.signature  # cached transcripts name the window they came from
 
 
 async def test_tts_then_stt_round_trip(make_settings) -> None:

@@ -34,6 +34,7 @@ from voicerag.evaluation.retrieval import load_beir
 from voicerag.evaluation.semantic import reword
 from voicerag.retrieval.faiss_index import FaissIndex
 from voicerag.retrieval.index import IndexParams
+from voicerag.speech.stt import WhisperTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -687,26 +688,37 @@ async def _speech(
     async with await VoiceRAG.open(base.model_copy(update={"cache_enabled": False})) as rag:
         await rag.speech.preload()
         if config.wants("stt"):
-            await rag.speech.transcribe(pcm16_to_float(clips[0][1]))  # warm up
-            latencies, seconds, heard = [], 0.0, []
+            # the configured transcriber beside Whisper fed its whole 30 s window, interleaved clip by clip
+            transcribers = {"stt": rag.speech.transcriber}
+            if isinstance(rag.speech.transcriber, WhisperTranscriber):
+                full = base.model_copy(update={"stt_min_window_s": 30.0})
+                transcribers["stt_full_window"] = WhisperTranscriber(full, asyncio.Semaphore(1))
+            latencies: dict[str, list[float]] = {name: [] for name in transcribers}
+            heard: dict[str, list[str]] = {name: [] for name in transcribers}
+            for transcriber in transcribers.values():  # warm up
+                await transcriber.transcribe(pcm16_to_float(clips[0][1]), base.stt_language)
+            seconds = 0.0
             for _, pcm in clips:
                 audio = pcm16_to_float(pcm)
-                t = time.perf_counter()
-                heard.append((await rag.speech.transcribe(audio)).text)
-                latencies.append(time.perf_counter() - t)
                 seconds += audio.size / 16_000
+                for name, transcriber in transcribers.items():
+                    t = time.perf_counter()
+                    heard[name].append((await transcriber.transcribe(audio, base.stt_language)).text)
+                    latencies[name].append(time.perf_counter() - t)
             normalize = normalizer()
-            wer = jiwer.wer([normalize(text) for text, _ in clips], [normalize(text) for text in heard])
-            record(
-                "stt",
-                latencies,
-                sum(latencies),
-                0,
-                rtf=round(sum(latencies) / seconds, 4),
-                wer=round(wer, 4),
-                clips=len(clips),
-                audio_seconds_mean=round(seconds / len(clips), 2),
-            )
+            for name in transcribers:
+                wer = jiwer.wer([normalize(text) for text, _ in clips], [normalize(text) for text in heard[name]])
+                record(
+                    name,
+                    latencies[name],
+                    sum(latencies[name]),
+                    0,
+                    rtf=round(sum(latencies[name]) / seconds, 4),
+                    wer=round(wer, 4),
+                    clips=len(clips),
+                    audio_seconds_mean=round(seconds / len(clips), 2),
+                    model=transcribers[name].signature,
+                )
         if config.wants("tts"):
             first, total, audio_s = [], [], 0.0
             for text in ANSWER_TEXTS:
@@ -790,8 +802,16 @@ async def _http(
                     await voice_to_voice(server.url, pcm, end_by_silence="silence" in name, collection=collection)
                     for _, pcm in clips
                 ]
-                latencies = [seconds for seconds, _ in turns]
-                record(name, latencies, sum(latencies), 0, note=note, stages_ms=_median_stages([t for _, t in turns]))
+                latencies = [seconds for seconds, _, _ in turns]
+                record(
+                    name,
+                    latencies,
+                    sum(latencies),
+                    0,
+                    note=note,
+                    stages_ms=_median_stages([stages for _, stages, _ in turns]),
+                    turns_ended_at_inner_pause=sum(inside for _, _, inside in turns),
+                )
 
 
 def full_collection_pauses(rounds: int = 5) -> dict[str, Any]:
@@ -828,11 +848,12 @@ def _median_stages(turns: list[dict[str, float]]) -> dict[str, float]:
 
 async def voice_to_voice(
     url: str, pcm: bytes, end_by_silence: bool = False, collection: str = "bench"
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, float], bool]:
     """Over the websocket, 100 ms frames in real time as a microphone sends them: a spoken question, then
     ``end`` (seconds from ``end`` to the first answer audio frame), or with ``end_by_silence`` silence for as
     long as it takes (seconds from the end of the speech, found by the VAD, to the first answer audio). Also the
-    server's own timings of the turn's stages (transcription, search, answer, first audio...), in ms."""
+    server's own timings of the turn's stages (transcription, search, answer, first audio...), in ms, and
+    whether a pause inside the clip ended the turn (timed from that pause: the speaker paused long enough)."""
     import json
 
     from websockets.asyncio.client import connect
@@ -841,7 +862,7 @@ async def voice_to_voice(
     from voicerag.speech.stt import speech_timestamps
 
     frame = 3200  # bytes: 100 ms of 16 kHz 16-bit mono
-    speech_end = 2 * speech_timestamps(pcm16_to_float(pcm))[-1]["end"]  # in bytes
+    speech_ends = [2 * part["end"] for part in speech_timestamps(pcm16_to_float(pcm))]  # in bytes
     ended: list[float] = []
     async with connect(url.replace("http://", "ws://") + "/v1/voice/stream", max_size=None) as ws:
         await ws.send(json.dumps({"type": "start", "collection": collection, "sample_rate": 16_000}))
@@ -850,8 +871,9 @@ async def voice_to_voice(
         async def microphone() -> None:
             for i in range(0, len(pcm), frame):
                 await ws.send(pcm[i : i + frame])
-                if i <= speech_end < i + frame:  # this frame holds the end of speech, captured that long ago
-                    ended.append(time.perf_counter() - (i + frame - speech_end) / 32_000)
+                for speech_end in speech_ends:  # this frame holds an end of speech, captured that long ago
+                    if i <= speech_end < i + frame:
+                        ended.append(time.perf_counter() - (i + frame - speech_end) / 32_000)
                 await asyncio.sleep(0.1)
             if not end_by_silence:
                 ended[:] = [time.perf_counter()]
@@ -863,17 +885,21 @@ async def voice_to_voice(
 
         sending = asyncio.create_task(microphone())
         first_audio: float | None = None
+        ended_inside = False
         try:
             while True:
                 message = await asyncio.wait_for(ws.recv(), 120)
                 if isinstance(message, bytes):
-                    first_audio = first_audio or time.perf_counter() - ended[-1]
+                    if first_audio is None:
+                        first_audio = time.perf_counter() - ended[-1]
+                        ended_inside = end_by_silence and len(ended) < len(speech_ends)
                     continue
                 event = json.loads(message)
                 if event["type"] == "error":
                     raise RuntimeError(event["detail"])
                 if event["type"] == "done" and first_audio is not None:
-                    return first_audio, event["timings_ms"]
+                    return first_audio, event["timings_ms"], ended_inside
+
         finally:
             sending.cancel()
 
@@ -904,6 +930,7 @@ def _ratios(s: dict[str, Any]) -> dict[str, float]:
         ),
         "http_search_rps_vs_floor": _ratio(_get(s, "http_search_c32", "rps"), _get(s, "floor_http_search_c32", "rps")),
         "pgvector_vs_faiss_hnsw_p50": _ratio(_get(s, "index_pgvector", "p50_ms"), _get(s, "index_hnsw", "p50_ms")),
+        "stt_full_window_vs_trimmed_p50": _ratio(_get(s, "stt_full_window", "p50_ms"), _get(s, "stt", "p50_ms")),
         "cache_miss_cost_p50": _ratio(_get(s, "ask_cache_miss", "p50_ms"), _get(s, "ask_cache_off", "p50_ms")),
         "overload_throughput_kept": _ratio(
             _get(s, "http_ask_uncached_c64", "rps"),
