@@ -32,3 +32,23 @@ async def test_answers_are_sentences_not_headings_or_code(rag) -> None:
     answer = await rag.ask("How do I run the tests?", ["docs"])
     assert answer.found and "make test" in answer.text
     assert "```" not in answer.text and "# Running" not in answer.text
+
+
+async def test_a_question_in_two_parts_is_answered_from_both_documents(rag) -> None:
+    """The second sentence answers the part of the question the first leaves out, from another document,
+    rather than repeating the first one's subject."""
+    museum = (
+        "The city museum opens at nine in the morning on weekdays. "
+        "The museum shop opens at nine in the morning as well. "
+        "The museum cafe on the ground floor opens at noon."
+    )
+    library = (  # long, so it scores well below the museum's sentences: only what it adds gets it chosen
+        "The public library moved to the old post office building in 2019 and now lends films, music and board "
+        "games as well as books to everyone who lives in the district, and it opens its doors at ten, Monday to "
+        "Saturday."
+    )
+    await rag.ingest("town", [Document("museum.md", museum, "Museum"), Document("library.md", library, "Library")])
+    answer = await rag.ask("When do the museum and the library open?", ["town"])
+    assert answer.found
+    assert "library" in answer.text and "opens its doors at ten" in answer.text, answer.text  # the other part
+    assert "museum" in answer.text and "opens at nine" in answer.text, answer.text
