@@ -57,6 +57,9 @@ def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
         s = scenarios[name]
         assert s["errors"] == 0 and s["requests"] > 0 and s["p50_ms"] <= s["p99_ms"] <= s["max_ms"], name
     assert scenarios["ingest"]["chunks_per_s"] > 0 and scenarios["ingest"]["peak_rss_mb"] > 0
+    sync = scenarios["replica_sync"]  # two serve processes: every write on one was found on the other
+    assert sync["requests"] == 20 and sync["errors"] == 0 and sync["server_lag_ms"]["syncs"] >= 1
+    assert sync["queries_during"] > 0 and sync["max_query_ms"] > 0 and sync["max_query_ms_without_writes"] > 0
     assert scenarios["ask_cached"]["answer_hit_rate"] > 0  # the Zipf mix repeats questions
     assert scenarios["index_hnsw"]["recall_at_10"] >= 0.95
     assert scenarios["http_ask"]["peak_in_flight"] == report["config"]["concurrency"]
