@@ -189,3 +189,30 @@ async def test_embedder_threads_spin_only_when_asked(make_settings, spin: bool) 
     async with await VoiceRAG.open(make_settings(onnx_spin=not spin)) as other:
         again = (await other.embedder.embed(["a lantern by the river"]))[0]
     assert abs(float(vector @ again) - 1.0) < 1e-5
+
+
+async def test_a_commit_during_a_collections_first_load_is_not_missed(backend, make_settings, facts) -> None:
+    """Another replica commits while this one loads a collection for the first time, after this one read its
+    chunks: the change notice arrives while the collection is not yet in memory, so the load itself catches up
+    before it serves (the periodic sync, seconds later, must not be what fixes it)."""
+    one, two = await _two_replicas(backend, make_settings)
+    store = two.retriever.store
+    read_chunks = store.chunk_rows
+
+    async def read_then_commit_elsewhere(name, ids, dim):  # the first load's full read, then a commit on `one`
+        rows = await read_chunks(name, ids, dim)
+        if ids is None:
+            store.chunk_rows = read_chunks
+            late = Document("late", "The lighthouse keeper feeds seventeen cats every evening.", "Lighthouse")
+            await one.ingest("kb", [late])
+            await two.retriever.on_change(None)  # its notice, while kb is not yet loaded here
+        return rows
+
+    try:
+        await one.ingest("kb", facts)
+        store.chunk_rows = read_then_commit_elsewhere
+        results = await two.search("lighthouse keeper cats", ["kb"])
+        assert results and results[0].document_id == "late"
+    finally:
+        await one.aclose()
+        await two.aclose()

@@ -205,7 +205,13 @@ class Retriever:
                 await self._reconcile(state, rows)
             self._states[name] = state
             self._maybe_rebuild(state)
-            return state
+        # a commit that landed while this loaded may have been read or not, and its notice went by while the
+        # collection was not yet in memory (a change feed syncs loaded collections only): catch up once now
+        await self.sync(name)
+        current = self._states.get(name)
+        if current is None:  # deleted meanwhile
+            raise NotFound(f"collection {name!r} does not exist; create it by ingesting documents into it")
+        return current
 
     def _build(self, name: str, rows: ChunkRows) -> tuple[VectorIndex, BM25Index]:
         """Both indexes from stored chunks (embeddings are stored; only the texts are tokenised)."""
