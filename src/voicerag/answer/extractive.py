@@ -25,6 +25,7 @@ class _Candidate:
     score: float = 0.0
     similarity: float = 0.0
     overlap: float = 0.0
+    tokens: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -84,6 +85,7 @@ class ExtractiveGenerator:
         q_weight = sum(math.log(1 + n) for _ in q_set) or 1.0  # an unseen word weighs the most
         q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
         for i, (candidate, tokens) in enumerate(zip(candidates, token_lists, strict=True)):
+            candidate.tokens = frozenset(tokens)
             candidate.overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens)) / q_weight
             bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False))) / max(1, len(q_bigrams))
             length_penalty = 1.0 / (1.0 + 0.02 * max(0, len(tokens) - 25))
@@ -113,7 +115,7 @@ class ExtractiveGenerator:
             found = confidence >= 0.25
         if not found or ranked[0].score <= 0:
             return Extract(NO_ANSWER, False, round(confidence, 4), features)
-        best = self._complete(ranked, token_lists, candidates, q_set, idf)
+        best = self._complete(ranked, q_set, idf)
         best.sort(key=lambda c: (c.source.n, c.start))
         for c in best:
             if c.source.quote is None:
@@ -122,24 +124,16 @@ class ExtractiveGenerator:
                 c.source.quote_end = c.source.start + c.end
         return Extract(" ".join(f"{c.text} [{c.source.n}]" for c in best), True, round(confidence, 4), features)
 
-    def _complete(
-        self,
-        ranked: list[_Candidate],
-        token_lists: list[list[str]],
-        candidates: list[_Candidate],
-        q_set: set[str],
-        idf: dict[str, float],
-    ) -> list[_Candidate]:
+    def _complete(self, ranked: list[_Candidate], q_set: set[str], idf: dict[str, float]) -> list[_Candidate]:
         """The best sentence, then up to ``sentences - 1`` more: a sentence that answers a part of the question
         the chosen ones leave out (its question words not yet covered, IDF-weighted) when one scores at least
         half the best, from any source ("the museum and the library"); otherwise the next best at 75% of it."""
-        tokens_of = {id(c): set(tokens) for c, tokens in zip(candidates, token_lists, strict=True)}
         chosen = [ranked[0]]
-        covered = q_set & tokens_of[id(ranked[0])]
+        covered = q_set & ranked[0].tokens
         weight = sum(idf.get(t, 0.0) for t in q_set) or 1.0
         pool = ranked[1:12]
         while len(chosen) < self.sentences and pool:
-            gains = {id(c): sum(idf.get(t, 0.0) for t in (q_set & tokens_of[id(c)]) - covered) / weight for c in pool}
+            gains = {id(c): sum(idf.get(t, 0.0) for t in (q_set & c.tokens) - covered) / weight for c in pool}
             complementing = [c for c in pool if c.score >= 0.5 * ranked[0].score and gains[id(c)] >= 0.15]
             if complementing:
                 pick = max(complementing, key=lambda c: c.score * (1 + gains[id(c)]))
@@ -148,7 +142,7 @@ class ExtractiveGenerator:
             else:
                 break
             chosen.append(pick)
-            covered |= q_set & tokens_of[id(pick)]
+            covered |= q_set & pick.tokens
             pool.remove(pick)
         return chosen
 

@@ -15,9 +15,8 @@ from voicerag.bench.runner import SWEEP
 
 DOCUMENTS = ("README.md", "docs/PERFORMANCE_QUICKSTART.md", "docs/PERFORMANCE_TUNING_GUIDE.md")
 FULL = "bench_full.json"
-VOICE = (
-    "bench_voice_ljspeech.json"  # the voice turn on recorded clips: voicerag bench --scenarios stt,voice --speech DIR
-)
+# the voice turn on recorded clips: voicerag bench --scenarios stt,voice --speech DIR
+VOICE = "bench_voice_ljspeech.json"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

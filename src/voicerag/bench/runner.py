@@ -476,14 +476,18 @@ async def _replica(config: BenchConfig, questions: list[str], scenarios: dict[st
                     during.append(time.perf_counter() - t)
                     i += 4
 
+        async def probe(http: httpx.AsyncClient, token: str) -> list[dict[str, Any]]:
+            """A lexical search for ``token`` on B (callers wait 5 ms between probes: not a fifth client)."""
+            body = {"query": token, "collection": "bench", "mode": "lexical", "k": 1}
+            return (await http.post(f"{b.url}/v1/search", json=body)).json()["results"]
+
         load = asyncio.gather(*(query_load(c) for c in range(4)))
         await asyncio.sleep(2)  # the load's first queries after start (first-use paths) are left out of both
         async with httpx.AsyncClient(timeout=60) as http:
             during.clear()
             quiet_until = time.perf_counter() + 5
             while time.perf_counter() < quiet_until:  # the same load and probing, without writes: the baseline
-                probe = {"query": f"zqxquiet{random.randrange(10**9)}", "collection": "bench", "mode": "lexical"}
-                await http.post(f"{b.url}/v1/search", json=probe | {"k": 1})
+                await probe(http, f"zqxquiet{random.randrange(10**9)}")
                 await asyncio.sleep(0.005)
         quiet = list(during)
         during.clear()
@@ -494,14 +498,13 @@ async def _replica(config: BenchConfig, questions: list[str], scenarios: dict[st
                 doc = {"id": f"sync-{i}", "text": f"Replica probe {token} written by the bench.", "title": "probe"}
                 await http.post(f"{a.url}/v1/collections/bench/documents", json={"documents": [doc]})
                 committed = time.perf_counter()
-                probe = {"query": token, "collection": "bench", "mode": "lexical", "k": 1}
                 while True:
-                    found = (await http.post(f"{b.url}/v1/search", json=probe)).json()["results"]
+                    found = await probe(http, token)
                     if found and found[0]["document_id"] == f"sync-{i}":
                         break
                     if time.perf_counter() - committed > 120:
                         raise RuntimeError("a write on replica A never became visible on replica B")
-                    await asyncio.sleep(0.005)  # probe every 5 ms: not a fifth client hammering B
+                    await asyncio.sleep(0.005)
                 visible.append(time.perf_counter() - committed)
                 await http.delete(f"{a.url}/v1/collections/bench/documents/sync-{i}")
         stop.set()
@@ -906,7 +909,6 @@ async def voice_to_voice(
                     raise RuntimeError(event["detail"])
                 if event["type"] == "done" and first_audio is not None:
                     return first_audio, event["timings_ms"], ended_inside
-
         finally:
             sending.cancel()
 

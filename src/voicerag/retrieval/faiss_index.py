@@ -89,10 +89,10 @@ class FaissIndex:
 
     def make_room(self) -> None:
         """Let the next add find room: FAISS keeps FLAT and HNSW vectors (and the graph's links) in arrays sized
-        exactly after a load or a bulk add, so the first add after either moves them all (about 80 ms at 100k
-        vectors on an idle core, several times that under load) while holding the write lock, and every search
-        waits. Growing them here, before the index serves, makes their capacity double (untouched memory, so
-        not resident), and the next 100k adds move nothing. Costs that one move, once."""
+        exactly after a load or a bulk add, so the first add after either moves them all (hundreds of ms at 100k
+        vectors under load, docs/READ_PATH.md) while holding the write lock, and every search waits. Growing
+        them here, before the index serves, makes their capacity double (untouched memory, so not resident),
+        and the next 100k adds move nothing. Costs that one move, once."""
         if self.kind == "ivf" or self.index.ntotal == 0:
             return
         inner = faiss.downcast_index(self.index.index)

@@ -68,8 +68,8 @@ def encoder_frames(features: np.ndarray, min_window_s: float, tail_s: float) -> 
 
 def whisper_model(path: str, threads: int, min_window_s: float, tail_s: float) -> Any:
     """faster-whisper's model, its encoder fed only the part of each 30 s window that holds speech (plus a
-    tail). Its cost grows with the window (CTranslate2 takes windows shorter than 30 s), so a 3 s question
-    costs about a third of a padded one; WER on the shared clips unchanged (docs/VOICE.md)."""
+    tail). Its cost grows with the window (CTranslate2 takes windows shorter than 30 s): at the default 15 s
+    minimum, about half a padded call's, with WER on the shared clips unchanged (docs/VOICE.md)."""
     from faster_whisper import WhisperModel
 
     class TrimmedWhisper(WhisperModel):
