@@ -177,25 +177,38 @@ def voicerag_serve(
     *args: str,
     serve_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
-    output: Any = subprocess.DEVNULL,
+    output: Any = None,
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """``voicerag [ARGS] serve --port P [SERVE_ARGS]`` in its own process, as a user starts it (no VOICERAG_*
     variables but the data dir and ``env``); yields the process and its URL once /readyz is 200; terminates it
-    after. ``output`` receives its stdout and stderr (``subprocess.PIPE`` to read them)."""
+    after. ``output`` receives its stdout and stderr (``subprocess.PIPE`` to read them); by default they go to
+    ``serve.log`` beside the data dir, whose tail is printed if the test fails inside the block."""
     port = free_port()
     variables = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
     variables |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_PRELOAD_SPEECH": "false"} | (env or {})
     command = [sys.executable, "-m", "voicerag.cli", *args, "serve", "--port", str(port), *serve_args]
-    stderr = subprocess.STDOUT if output is subprocess.PIPE else output
+    log = None
+    if output is None:
+        log_path = os.path.join(os.path.dirname(os.fspath(data_dir)), f"serve-{port}.log")
+        log = output = open(log_path, "w")  # noqa: SIM115 - closed below, after the server has exited
+    stderr = subprocess.STDOUT if output is subprocess.PIPE or log else output
     server = subprocess.Popen(command, env=variables, stdout=output, stderr=stderr, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _ready(url), server)
         yield server, url
+    except BaseException:
+        if log:
+            log.flush()
+            with open(log.name) as written:
+                print(f"--- tail of {log.name} ---\n" + "".join(written.readlines()[-60:]))
+        raise
     finally:
         if server.poll() is None:
             server.terminate()
             server.wait(60)
+        if log:
+            log.close()
 
 
 def _ready(url: str) -> bool:

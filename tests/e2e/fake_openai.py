@@ -38,11 +38,13 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
     app = FastAPI()
 
     async def gate(request: Request) -> JSONResponse | None:
+        """Record the request (its body is ``request.state.body``), then refuse it as the switches say."""
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             form = await request.form()
             body = {k: (await v.read() if hasattr(v, "read") else v) for k, v in form.items()}
         else:
             body = await request.json()
+        request.state.body = body  # concurrent requests: each handler reads its own body, not requests[-1]
         behaviour.requests.append(body)
         behaviour.headers.append(dict(request.headers))
         behaviour.queries.append(dict(request.query_params))
@@ -59,7 +61,7 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
         refused = await gate(request)
         if refused is not None:
             return refused
-        body = behaviour.requests[-1]
+        body = request.state.body
         words = behaviour.reply.split(" ")
         if not body.get("stream"):
             return {
@@ -89,13 +91,13 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
         refused = await gate(request)
         if refused is not None:
             return refused
-        texts = behaviour.requests[-1]["input"]
+        texts = request.state.body["input"]
         texts = [texts] if isinstance(texts, str) else texts
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(t) % 7 + 1), 1.0, float(i + 1), 0.5]}
             for i, t in enumerate(texts)
         ]
-        return {"object": "list", "data": data, "model": behaviour.requests[-1]["model"]}
+        return {"object": "list", "data": data, "model": request.state.body["model"]}
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request) -> Any:
@@ -107,7 +109,7 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
         refused = await gate(request)
         if refused is not None:
             return refused
-        words = len(behaviour.requests[-1]["input"].split())
+        words = len(request.state.body["input"].split())
         return Response(tone_pcm(0.3 * words, 24_000), media_type="audio/pcm")
 
     @app.post("/v1/text-to-speech/{voice_id}/stream")
@@ -118,7 +120,7 @@ def create_fake_openai(behaviour: Behaviour) -> FastAPI:
         if request.headers.get("xi-api-key") != "el-test":
             return JSONResponse({"detail": {"status": "invalid_api_key"}}, status_code=401)
         rate = int(request.query_params.get("output_format", "pcm_22050").removeprefix("pcm_"))
-        pcm = tone_pcm(0.3 * len(behaviour.requests[-1]["text"].split()), rate)
+        pcm = tone_pcm(0.3 * len(request.state.body["text"].split()), rate)
 
         async def chunks():
             for i in range(0, len(pcm), 4096):

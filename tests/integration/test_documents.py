@@ -121,3 +121,23 @@ async def test_auto_index_upgrades_to_hnsw_in_background(backend_settings) -> No
         assert index.dense.kind == "hnsw" and len(index.dense) == 60
         results = await rag.search("item 45", ["grow"], mode="dense", k=3)
         assert "d45" in [s.document_id for s in results]
+
+
+async def test_processes_starting_together_create_the_schema_once(backend_settings) -> None:
+    """`serve --workers N` and replicas start together on a new store: each creates the missing tables, and
+    the ones that lose the race find the winner's tables instead of failing to start."""
+    import asyncio
+
+    from sqlalchemy import inspect
+
+    from voicerag.documents.store import SQLDocumentStore, metadata
+    from voicerag.pools import create_engine
+
+    engines = [create_engine(backend_settings()) for _ in range(6)]
+    try:
+        await asyncio.gather(*(SQLDocumentStore(engine).create_schema() for engine in engines))
+        async with engines[0].connect() as conn:
+            tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        assert set(metadata.tables) <= tables
+    finally:
+        await asyncio.gather(*(engine.dispose() for engine in engines))

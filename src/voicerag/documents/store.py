@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voicerag.documents.chunking import indexed_text
@@ -94,6 +94,7 @@ changes = Table(
 )
 
 CHANGES_CHANNEL = "voicerag_changes"
+SCHEMA_ATTEMPTS = 5  # tries at creating the tables while other processes create them too
 CHANGE_LOG_KEEP = 1000  # generations of history per collection; a replica further behind reloads
 
 cache_entries = Table(
@@ -223,8 +224,17 @@ class SQLDocumentStore:
         self.engine = engine
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        """Create the tables that are missing. Processes starting together on one new store (``serve --workers
+        N``, replicas) race to create them: the loser's statement fails, and its next try finds them made."""
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(metadata.create_all)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError) as error:
+                raced = isinstance(error, IntegrityError) or "already exists" in str(error.orig)
+                if not raced or attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
 
     async def ensure_collection(self, name: str) -> int:
         async with self.engine.begin() as conn:
