@@ -15,7 +15,16 @@ import sys
 
 import numpy as np
 
-FEATURES = ["similarity", "similarity_gap", "chosen_similarity", "overlap", "covered", "dense"]
+FEATURES = [
+    "similarity",
+    "similarity_gap",
+    "chosen_similarity",
+    "overlap",
+    "covered",
+    "dense",
+    "source_coverage",
+    "top_source_coverage",
+]
 
 
 def fit(

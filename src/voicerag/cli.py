@@ -783,6 +783,11 @@ def eval_answers(
     table.add_row("gold paragraph in the sources", str(result["gold_paragraph_retrieved"]))
     table.add_row(f"accuracy at threshold {at['threshold']}", str(at["accuracy"]))
     table.add_row("abstention precision / recall", f"{at['abstention_precision']} / {at['abstention_recall']}")
+    absent = result["at_threshold_answer_absent"]
+    table.add_row(
+        "the same, unanswerable cases with the answer elsewhere left out",
+        f"{absent['abstention_precision']} / {absent['abstention_recall']}",
+    )
     table.add_row("accuracy if never abstaining", str(result["accuracy_if_never_abstaining"]))
     table.add_row("thresholds meeting the targets", ", ".join(map(str, result["thresholds_meeting_targets"])) or "none")
     out.print(table)

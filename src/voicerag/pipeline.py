@@ -20,6 +20,7 @@ from voicerag.documents.store import DocumentStore
 from voicerag.errors import InvalidInput, UpstreamError
 from voicerag.metrics import Metrics
 from voicerag.retrieval.embedder import Embedder
+from voicerag.retrieval.lexical import tokenize
 from voicerag.retrieval.search import CollectionState, Retriever, check_collection_name
 from voicerag.retrieval.worker import FusionParams
 from voicerag.validation import plain_text
@@ -233,13 +234,14 @@ class Pipeline:
         if not sentences:
             return extractive.select(question, sources)
         vectors = await self.embed_cached([question, *sentences])  # popular sources' sentences come back often
-        return extractive.select(question, sources, vectors[1:] @ vectors[0])
+        idf = self.retriever.idf({s.collection for s in sources}, set(tokenize(question)))
+        return extractive.select(question, sources, vectors[1:] @ vectors[0], idf)
 
     def _generator_signature(self) -> tuple[Any, ...]:
         s = self.settings
         if self.generator.name == "llm":
-            return ("llm", 3, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
-        return ("extractive", 3, s.answer_sentences, s.answer_min_confidence)  # 3: the answerer's version
+            return ("llm", 4, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
+        return ("extractive", 4, s.answer_sentences, s.answer_min_confidence)  # 4: the answerer's version
 
     def _answer_key(
         self, generations: dict[str, int], question: str, mode: str, k: int, fusion: FusionParams

@@ -61,6 +61,14 @@ class LexicalIndexContract:
             assert got[1].tolist() == want[1].tolist() and np.allclose(got[0], want[0], rtol=1e-5)
         assert fresh.search("quartz", 10)[1].tolist() == []
 
+    def test_idf_is_rarer_for_rarer_words_and_follows_removals(self) -> None:
+        index = self.filled()
+        idf = index.idf({"dog", "quartz", "unseen"})
+        assert idf["unseen"] > idf["quartz"] > idf["dog"] > 0  # in no chunk, in one, in two
+        index.update(np.zeros(0, np.int64), [], np.array([1]))
+        after = index.idf({"dog", "quartz"})
+        assert after["dog"] > idf["dog"]  # one chunk holds "dog" now, of four
+
     def test_queries_without_searchable_words_return_nothing(self) -> None:
         index = self.filled()
         for query in ("the", "x", "???", "", "\ud800 zzzz"):

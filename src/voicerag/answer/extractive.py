@@ -14,6 +14,12 @@ from voicerag.retrieval.lexical import tokenize
 
 NO_ANSWER = "I could not find that in your documents."
 
+# Words that shape a question but are not what it asks about: passages rarely hold them (the lexical stopword
+# list is short) and an idf weighs unseen words most, so how much of a question a source covers leaves them out.
+QUESTION_WORDS = frozenset(
+    tokenize("how what when where who whom whose which why do does did can could would should may might were you me")
+)
+
 
 @dataclass
 class _Candidate:
@@ -67,9 +73,17 @@ class ExtractiveGenerator:
                     candidates.append(_Candidate(source, sentence.text, sentence.start, sentence.end, section))
         return candidates
 
-    def select(self, question: str, sources: list[Source], similarities: np.ndarray | None = None) -> Extract:
+    def select(
+        self,
+        question: str,
+        sources: list[Source],
+        similarities: np.ndarray | None = None,
+        corpus_idf: dict[str, float] | None = None,
+    ) -> Extract:
         """The answer, with the quoted sentence marked on each source used. ``similarities``: each candidate
-        sentence's cosine similarity to the question (``sentences_of`` order); without them, overlap alone."""
+        sentence's cosine similarity to the question (``sentences_of`` order); without them, overlap alone.
+        ``corpus_idf``: the question words' idf in the searched collections (how much of the question each
+        source covers is weighed by it; without it, by the words' rarity among the candidate sentences)."""
         q_tokens = tokenize(question)
         candidates = self._candidates(sources)
         if not candidates or (not q_tokens and similarities is None):
@@ -82,6 +96,7 @@ class ExtractiveGenerator:
         n = len(candidates)
         idf = {t: math.log(1 + n / df[t]) for t in df}
         q_set = set(q_tokens)
+        coverage = _source_coverage(q_set, sources[: self.max_sources], corpus_idf or idf, math.log(1 + n))
         q_weight = sum(math.log(1 + n) for _ in q_set) or 1.0  # an unseen word weighs the most
         q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
         for i, (candidate, tokens) in enumerate(zip(candidates, token_lists, strict=True)):
@@ -106,6 +121,8 @@ class ExtractiveGenerator:
             "overlap": max(c.overlap for c in candidates),
             "covered": sum(1 for t in q_set if t in df) / max(1, len(q_set)),
             "dense": float(sources[0].dense_score or 0.0),
+            "source_coverage": max(coverage),
+            "top_source_coverage": coverage[0],
         }
         if similarities is not None:
             confidence = answer_probability(features)
@@ -161,6 +178,8 @@ _MEAN = {
     "overlap": 0.3156,
     "covered": 0.7098,
     "dense": 0.5451,
+    "source_coverage": 0.6602,
+    "top_source_coverage": 0.6173,
 }
 _SCALE = {
     "similarity": 0.1203,
@@ -169,22 +188,35 @@ _SCALE = {
     "overlap": 0.1294,
     "covered": 0.1805,
     "dense": 0.1442,
+    "source_coverage": 0.2363,
+    "top_source_coverage": 0.2638,
 }
 _WEIGHT = {
-    "similarity": 0.333,
-    "similarity_gap": 0.338,
-    "chosen_similarity": 0.36,
-    "overlap": 1.012,
-    "covered": 0.272,
-    "dense": 0.182,
+    "similarity": 0.231,
+    "similarity_gap": 0.381,
+    "chosen_similarity": 0.325,
+    "overlap": 0.632,
+    "covered": 0.092,
+    "dense": 0.117,
+    "source_coverage": 0.322,
+    "top_source_coverage": 0.522,
 }
-_BIAS = 0.074
+_BIAS = 0.046
 
 
 def answer_probability(features: dict[str, float]) -> float:
     """The model's probability that the sources hold the answer."""
     z = _BIAS + sum(w * (features[name] - _MEAN[name]) / _SCALE[name] for name, w in _WEIGHT.items())
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def _source_coverage(q_set: set[str], sources: list[Source], idf: dict[str, float], unseen: float) -> list[float]:
+    """For each source, the share of the question's words (idf-weighted) found in its title and text: a
+    question written from a passage shares its rare words, one the passage cannot answer misses some."""
+    asked = q_set - QUESTION_WORDS
+    weights = {t: idf.get(t, unseen) for t in asked}
+    total = sum(weights.values()) or 1.0
+    return [sum(weights[t] for t in asked.intersection(tokenize(f"{s.title} {s.text}"))) / total for s in sources]
 
 
 def is_prose(sentence: str) -> bool:

@@ -39,6 +39,7 @@ class LexicalSearch(Protocol):
     def ids(self) -> np.ndarray: ...
     def update(self, add_ids: np.ndarray, add_texts: list[str], remove_ids: np.ndarray) -> None: ...
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def idf(self, tokens: set[str]) -> dict[str, float]: ...
     def save(self, path: Path) -> None: ...
 
 
@@ -198,6 +199,17 @@ class BM25Index:
         order = np.lexsort((ids[candidates], -scores[candidates]))  # ties: the lower (older) chunk id first
         top = candidates[order]
         return scores[top].astype(np.float32), ids[top].copy()
+
+    def idf(self, tokens: set[str]) -> dict[str, float]:
+        """Each token's BM25 idf in this index (a token no live chunk holds gets the highest: df 0)."""
+        with self._lock:
+            n = len(self._slot_of)
+            out = {}
+            for token in tokens:
+                term_id = self._vocab.get(token)
+                df = 0 if term_id is None else int(np.count_nonzero(self._alive[self._post_slots[term_id]]))
+                out[token] = float(np.log1p((n - df + 0.5) / (df + 0.5)))
+            return out
 
     def _term_weights(self, term_id: int, n: int) -> np.ndarray:
         """BM25 of the term in each of its postings (0 in dead slots; empty when no live chunk holds it)."""

@@ -168,6 +168,13 @@ class Retriever:
         """Run one search on the worker (batched with whatever else is waiting)."""
         return await self.worker.run(SearchJob(query, vector, [s.target for s in states], mode, k, fusion))
 
+    def idf(self, names: set[str], tokens: set[str]) -> dict[str, float]:
+        """Each token's lexical idf, averaged over the loaded collections among ``names`` (none: empty)."""
+        tables = [state.lexical.idf(tokens) for name in names if (state := self._states.get(name)) is not None]
+        if not tables:
+            return {}
+        return {token: sum(table[token] for table in tables) / len(tables) for token in tokens}
+
     async def generation(self, name: str) -> int:
         """The store's generation (a query: for the write path and document listings, not for searches)."""
         generation = await self.store.generation(name)
