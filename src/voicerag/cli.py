@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from voicerag.config import ConfigError, Settings, load_settings, recommend
-from voicerag.errors import NotFound, VoiceRAGError
+from voicerag.errors import InvalidInput, NotFound, VoiceRAGError
 
 T = TypeVar("T")
 
@@ -607,8 +607,6 @@ def cache_clear(
                 policy=policy, tag=f"collection:{collection}" if collection else None, pattern=pattern
             )
         except KeyError:
-            from voicerag.errors import InvalidInput
-
             raise InvalidInput(f"unknown policy {policy!r}; one of {', '.join(rag.cache.policies)}") from None
 
     removed = _run(work)
@@ -886,6 +884,14 @@ def bench(
     if groups and not groups <= set(SCENARIO_GROUPS):
         console.print(f"[red]error:[/red] unknown scenarios {sorted(groups - set(SCENARIO_GROUPS))}")
         raise typer.Exit(2)
+    if speech:  # checked now, not after the other scenarios have run for minutes
+        from voicerag.evaluation.stt import load_transcripts
+
+        try:
+            load_transcripts(speech)
+        except InvalidInput as error:
+            console.print(f"[red]error:[/red] --speech: {error}")
+            raise typer.Exit(2) from None
     with tempfile.TemporaryDirectory(prefix="voicerag-bench-") as scratch:
         folder = data_dir or Path(scratch)
         reports = []

@@ -92,6 +92,13 @@ def test_bench_speech_scenarios_take_recorded_clips(tmp_path, shared_data) -> No
         assert scenarios[name]["turns_ended_at_inner_pause"] in (0, 1, 2)
 
 
+def test_bench_refuses_a_speech_folder_without_transcripts_before_it_starts(tmp_path) -> None:
+    (tmp_path / "clips").mkdir()
+    result = run(tmp_path, "bench", "--speech", "clips")
+    assert result.returncode == 2 and "transcripts.tsv" in result.stdout + result.stderr
+    assert "bench run 1" not in result.stdout  # nothing ran
+
+
 def test_bench_times_queued_ingestion_by_one_and_two_workers(tmp_path) -> None:
     from tests.helpers import need_service
 
