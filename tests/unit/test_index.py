@@ -37,3 +37,29 @@ def test_convex_fusion_uses_score_margins() -> None:
     assert dense_only[0].chunk_id == 1  # alpha 1: the dense side alone
     single = convex_fuse("c", [(0.5, 7)], [], 0.5)
     assert single[0].chunk_id == 7 and single[0].score == 0.5  # one candidate normalises to 1
+
+
+def test_embedding_batches_group_texts_of_similar_length() -> None:
+    """A model batch is padded to its longest text: short and long texts go to different batches, each text
+    exactly once, and a batch never exceeds its size or 25% of padding."""
+    from voicerag.retrieval.embedder import PADDING_WASTE, padded_batches
+
+    lengths = [80, 10, 11, 12, 79, 40, 10, 41, 200, 9]
+    batches = padded_batches(lengths, batch_size=3)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        width, real = max(lengths[i] for i in batch), sum(lengths[i] for i in batch)
+        assert len(batch) <= 3 and width * len(batch) <= (1 + PADDING_WASTE) * real, batch
+    assert [lengths[i] for i in batches[0]] == [9, 10, 10]  # shortest first
+    assert len(padded_batches([128] * 70, batch_size=32)) == 3  # equal lengths: full batches
+
+
+async def test_local_embeddings_do_not_depend_on_how_texts_are_batched() -> None:
+    import asyncio
+
+    from voicerag.retrieval.embedder import OnnxMiniLMEmbedder
+
+    texts = ["When?", "The museum opens at nine in the morning on weekdays and at ten on Saturdays.", "Tickets."]
+    together = OnnxMiniLMEmbedder(32, 1, asyncio.Semaphore(1)).embed_sync(texts)
+    alone = np.vstack([OnnxMiniLMEmbedder(1, 1, asyncio.Semaphore(1)).embed_sync([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)

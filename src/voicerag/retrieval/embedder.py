@@ -13,6 +13,8 @@ from voicerag.config import Settings
 from voicerag.errors import UpstreamError
 from voicerag.pools import Pools, bearer
 
+PADDING_WASTE = 0.25  # the most padding a model batch may carry, as a share of its real tokens
+
 
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors of ``dim`` dimensions."""
@@ -63,10 +65,8 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
-            width = max(len(encodings[i].ids) for i in idx)
+        for idx in padded_batches([len(e.ids) for e in encodings], self.batch_size):
+            width = len(encodings[idx[-1]].ids)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
@@ -91,6 +91,24 @@ class OnnxMiniLMEmbedder:
             async with self.cpu_limit:
                 parts.append(await asyncio.to_thread(self.embed_sync, texts[start : start + step]))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def padded_batches(lengths: list[int], batch_size: int, waste: float = PADDING_WASTE) -> list[list[int]]:
+    """Indices in batches of similar length (shortest first): a batch is padded to its longest member, so a
+    text joins it only while the padding stays under ``waste`` of the batch's real tokens (an answer's candidate
+    sentences, 10 to 80 tokens each, cost far more in one padded batch)."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    tokens = 0
+    for i in order:
+        batch = batches[-1] if batches else None
+        if batch and len(batch) < batch_size and lengths[i] * (len(batch) + 1) <= (1 + waste) * (tokens + lengths[i]):
+            batch.append(i)
+            tokens += lengths[i]
+        else:
+            batches.append([i])
+            tokens = lengths[i]
+    return batches
 
 
 class OpenAIEmbedder:
