@@ -49,7 +49,8 @@ async def test_a_trimmed_window_transcribes_clips_as_the_whole_window_does(make_
             normalize((await transcriber.transcribe(decode_audio(clip.read_bytes()), "en")).text) for clip, _ in pairs
         ]
     full, trimmed = heard.values()
-    assert sum(a == b for a, b in zip(full, trimmed, strict=True)) >= 6, (full, trimmed)
+    # about the same words: a few coin-flip spellings ("woodcutters" / "wood cutters") differ by CPU and version
+    assert jiwer.wer(full, trimmed) <= 0.05, (full, trimmed)
     assert jiwer.wer(references, trimmed) <= jiwer.wer(references, full) + 0.01
     assert "window15+3" in transcriber.signature  # cached transcripts name the window they came from
 
