@@ -15,17 +15,6 @@ import sys
 
 import numpy as np
 
-FEATURES = [
-    "similarity",
-    "similarity_gap",
-    "chosen_similarity",
-    "overlap",
-    "covered",
-    "dense",
-    "source_coverage",
-    "top_source_coverage",
-]
-
 
 def fit(
     x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 3000, rate: float = 0.1
@@ -41,7 +30,8 @@ def fit(
 def main(path: str) -> None:
     with open(path) as f:
         cases = json.load(f)["cases"]
-    x = np.array([[c["features"][name] for name in FEATURES] for c in cases])
+    features = list(cases[0]["features"])  # what the answerer computes, in its order
+    x = np.array([[c["features"][name] for name in features] for c in cases])
     y = np.array([1.0 if c["kind"] == "answerable" else 0.0 for c in cases])
     right = np.array([c["right"] for c in cases])
     question = np.arange(len(cases)) // 2  # cases come in pairs: answerable, then unanswerable
@@ -60,9 +50,9 @@ def main(path: str) -> None:
         precision = (abstained & (y == 0)).sum() / max(1, abstained.sum())
         recall = (abstained & unanswerable).sum() / unanswerable.sum()
         print(f"threshold {t}: accuracy {accuracy:.3f}, abstention precision {precision:.3f}, recall {recall:.3f}")
-    print("_MEAN =", {n: round(float(v), 4) for n, v in zip(FEATURES, mean, strict=True)})
-    print("_SCALE =", {n: round(float(v), 4) for n, v in zip(FEATURES, scale, strict=True)})
-    print("_WEIGHT =", {n: round(float(v), 3) for n, v in zip(FEATURES, w, strict=True)})
+    print("_MEAN =", {n: round(float(v), 4) for n, v in zip(features, mean, strict=True)})
+    print("_SCALE =", {n: round(float(v), 4) for n, v in zip(features, scale, strict=True)})
+    print("_WEIGHT =", {n: round(float(v), 3) for n, v in zip(features, w, strict=True)})
     print("_BIAS =", round(b, 3))
 
 

@@ -84,7 +84,8 @@ async def evaluate_answers(
     sweep = [_score(cases, t) for t in THRESHOLDS]
     meeting = [row for row in sweep if row["abstention_precision"] >= 0.9 and row["abstention_recall"] >= 0.8]
     answerable = [c for c in cases if c["kind"] == "answerable"]
-    absent = [c for c in cases if c["kind"] == "answerable" or not c["answer_in_sources"]]
+    elsewhere = [c for c in cases if c["kind"] == "unanswerable" and c["answer_in_sources"]]
+    absent = [c for c in cases if not (c["kind"] == "unanswerable" and c["answer_in_sources"])]
     return {
         "dataset": str(folder),
         "questions": len(asked),
@@ -93,7 +94,7 @@ async def evaluate_answers(
         "gold_paragraph_retrieved": round(sum(c["retrieved"] for c in answerable) / max(1, len(answerable)), 4),
         "accuracy_if_never_abstaining": round(sum(c["right"] for c in answerable) / max(1, len(answerable)), 4),
         "at_threshold": _score(cases, threshold),
-        "unanswerable_with_answer_elsewhere": round(1 - (len(absent) - len(answerable)) / max(1, len(answerable)), 4),
+        "unanswerable_with_answer_elsewhere": round(len(elsewhere) / max(1, len(cases) - len(answerable)), 4),
         "at_threshold_answer_absent": _score(absent, threshold),
         "sweep": sweep,
         "thresholds_meeting_targets": [row["threshold"] for row in meeting],

@@ -27,6 +27,11 @@ K1 = 1.5
 B = 0.75
 
 
+def _idf(n: int, df: int) -> float:
+    """Lucene's BM25 idf of a term that ``df`` of ``n`` chunks hold."""
+    return float(np.log1p((n - df + 0.5) / (df + 0.5)))
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stopword-free, stemmed tokens, the same for documents and queries."""
     return _STEMMER.stemWords([w for w in _WORDS(text.lower()) if w not in _STOPWORDS])
@@ -208,7 +213,7 @@ class BM25Index:
             for token in tokens:
                 term_id = self._vocab.get(token)
                 df = 0 if term_id is None else int(np.count_nonzero(self._alive[self._post_slots[term_id]]))
-                out[token] = float(np.log1p((n - df + 0.5) / (df + 0.5)))
+                out[token] = _idf(n, df)
             return out
 
     def _term_weights(self, term_id: int, n: int) -> np.ndarray:
@@ -218,7 +223,7 @@ class BM25Index:
         df = int(np.count_nonzero(alive))
         if df == 0:
             return np.zeros(0, np.float32)
-        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        idf = _idf(n, df)
         tfs = self._post_tfs[term_id]
         norm = tfs + K1 * (1 - B + B * self._lengths[slots] / (self._total_length / n))
         return np.where(alive, idf * tfs / norm, 0.0).astype(np.float32)
