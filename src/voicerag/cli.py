@@ -22,19 +22,24 @@ from voicerag.errors import InvalidInput, NotFound, VoiceRAGError
 
 T = TypeVar("T")
 
-app = typer.Typer(help="VoiceRAG: voice-enabled retrieval-augmented question answering.", no_args_is_help=True)
-config_app = typer.Typer(help="Show, validate and get advice on settings.", no_args_is_help=True)
-eval_app = typer.Typer(help="Measure quality on labelled data.", no_args_is_help=True)
-cache_app = typer.Typer(help="Cache statistics and invalidation.", no_args_is_help=True)
+
+def _group(help: str) -> typer.Typer:
+    """A command group whose help flows as Markdown: a docstring's line breaks don't split a sentence."""
+    return typer.Typer(help=help, rich_markup_mode="markdown", no_args_is_help=True)
+
+
+app = _group(help="VoiceRAG: voice-enabled retrieval-augmented question answering.")
+config_app = _group(help="Show, validate and get advice on settings.")
+eval_app = _group(help="Measure quality on labelled data.")
+cache_app = _group(help="Cache statistics and invalidation.")
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(cache_app, name="cache")
-postgres_app = typer.Typer(
-    help="A local PostgreSQL with pgvector under DATA_DIR/postgres (pip install 'voicerag[pgvector]').",
-    no_args_is_help=True,
+postgres_app = _group(
+    help="A local PostgreSQL with pgvector under DATA_DIR/postgres (pip install 'voicerag[pgvector]')."
 )
 app.add_typer(postgres_app, name="postgres")
-keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+keys_app = _group(help="API keys: create (shown once), list, revoke.")
 app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True, soft_wrap=True)  # messages stay whole lines (logs, pipes, tests)

@@ -184,3 +184,24 @@ def _cmdline(pid: str) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_help_flows_each_commands_summary_as_one_paragraph(tmp_path: Path) -> None:
+    """A docstring's line breaks do not split a command's summary in ``voicerag --help``."""
+    import inspect
+
+    import typer
+
+    from voicerag.cli import app
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"COLUMNS": "1000"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "voicerag.cli", "--help"], capture_output=True, text=True, env=env, timeout=120
+    ).stdout
+    lines = [" ".join(line.strip("│ ").split()) for line in shown.splitlines()]
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    wrapped = {name: c.help for name, c in commands.items() if c.help and "\n" in inspect.cleandoc(c.help)}
+    assert "ingest" in wrapped  # a summary written over two lines of its docstring
+    for name, text in wrapped.items():
+        summary = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+        assert any(line == f"{name} {summary}" for line in lines), (name, summary)
