@@ -57,8 +57,10 @@ class BM25Index:
     tokenising.
 
     A term's BM25 weight in each of its postings depends only on the index, not on the query, so it is computed
-    on the term's first query and kept until the next change (at most one float per posting of the terms asked
-    for): a query then only adds up its terms' weights.
+    on the term's first query and kept until the next change: a query then only adds up its terms' weights. A
+    change moves every weight (the chunk count and the average length change), but not the postings' chunk
+    lengths: those are kept per term until its postings change, so the first query after a change recomputes
+    its weights without gathering them again (two floats per posting of the terms asked for, at most).
     """
 
     def __init__(self) -> None:
@@ -73,6 +75,7 @@ class BM25Index:
         self._slot_of: dict[int, int] = {}
         self._total_length = 0.0
         self._weights: dict[int, np.ndarray] = {}  # term id -> BM25 weight per posting, until the next change
+        self._scaled_lengths: dict[int, np.ndarray] = {}  # term id -> K1 * B * length per posting, until they move
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -144,6 +147,7 @@ class BM25Index:
         bounds = np.flatnonzero(np.diff(term_arr)) + 1
         for start, end in zip(np.r_[0, bounds], np.r_[bounds, len(term_arr)], strict=True):
             term_id = int(term_arr[start])
+            self._scaled_lengths.pop(term_id, None)
             self._post_slots[term_id] = np.concatenate([self._post_slots[term_id], slot_arr[start:end]])
             self._post_tfs[term_id] = np.concatenate([self._post_tfs[term_id], tf_arr[start:end]])
 
@@ -157,6 +161,7 @@ class BM25Index:
     def _compact(self) -> None:
         """Drop dead slots and renumber the live ones (postings stay in slot order)."""
         self._weights.clear()
+        self._scaled_lengths.clear()
         live = np.flatnonzero(self._alive[: self._slots])
         if len(live) == self._slots and len(self._ids) == self._slots:
             return
@@ -223,10 +228,17 @@ class BM25Index:
         df = int(np.count_nonzero(alive))
         if df == 0:
             return np.zeros(0, np.float32)
-        idf = _idf(n, df)
+        scaled = self._scaled_lengths.get(term_id)
+        if scaled is None:
+            scaled = self._scaled_lengths[term_id] = np.float32(K1 * B) * self._lengths[slots]
         tfs = self._post_tfs[term_id]
-        norm = tfs + K1 * (1 - B + B * self._lengths[slots] / (self._total_length / n))
-        return np.where(alive, idf * tfs / norm, 0.0).astype(np.float32)
+        weights = (
+            tfs
+            * np.float32(_idf(n, df))
+            / (tfs + np.float32(K1 * (1 - B)) + scaled * np.float32(n / self._total_length))
+        )
+        weights[~alive] = 0.0
+        return weights
 
     # ---- persistence ------------------------------------------------------------------------------------
 
