@@ -46,6 +46,8 @@ def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
         "search_hybrid_cold",
         "search_hybrid_warm",
         "search_batched",
+        "bm25_after_change",
+        "bm25_warm",
         "index_hnsw",
         "stt",
         "tts_first_audio",

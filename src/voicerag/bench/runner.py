@@ -34,6 +34,7 @@ from voicerag.evaluation.retrieval import load_beir
 from voicerag.evaluation.semantic import reword
 from voicerag.retrieval.faiss_index import FaissIndex
 from voicerag.retrieval.index import IndexParams
+from voicerag.retrieval.lexical import LexicalSearch
 from voicerag.speech.stt import WhisperTranscriber
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,7 @@ async def _in_process(
             for mode in ("dense", "lexical", "hybrid"):
                 call = lambda i, mode=mode: rag.pipeline.search(sample[i], ["bench"], mode, 10, use_cache=False)  # noqa: E731
                 record(f"search_{mode}_cold", *await run_clients(call, len(sample), 1))
+            scenarios.update(lexical_after_change(index.lexical, sample))
             scenarios.update(full_collection_pauses())
         if config.wants("index"):
             ids, stored = index.dense.snapshot()
@@ -822,6 +824,21 @@ async def _http(
                     stages_ms=_median_stages([stages for _, stages, _ in turns]),
                     turns_ended_at_inner_pause=sum(inside for _, _, inside in turns),
                 )
+
+
+def lexical_after_change(lexical: LexicalSearch, queries: list[str], probe_id: int = 2**62) -> dict[str, Any]:
+    """What a write costs the next lexical queries: each query is timed right after a one-chunk change (every
+    term weight moves, so its terms' weights are recomputed) and again at once (the weights kept), interleaved.
+    The probe chunk goes at the end; the index is this process's copy, never saved."""
+    after, warm = [], []
+    for i, query in enumerate(queries):
+        lexical.update(np.array([probe_id + i]), ["bench probe"], np.array([probe_id + i - 1]))
+        for timings in (after, warm):
+            started = time.perf_counter()
+            lexical.search(query, 50)
+            timings.append(time.perf_counter() - started)
+    lexical.update(np.zeros(0, np.int64), [], np.array([probe_id + len(queries) - 1]))
+    return {"bm25_after_change": summarize(after, sum(after), 0), "bm25_warm": summarize(warm, sum(warm), 0)}
 
 
 def full_collection_pauses(rounds: int = 5) -> dict[str, Any]:
