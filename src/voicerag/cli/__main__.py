@@ -1,0 +1,5 @@
+"""``python -m voicerag.cli``."""
+
+from voicerag.cli import app
+
+app()

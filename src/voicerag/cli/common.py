@@ -1,0 +1,138 @@
+"""What every command shares: the command groups, the consoles, option types, settings and the VoiceRAG
+instance a command runs with, and calls to a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from voicerag.config import ConfigError, Settings, load_settings
+from voicerag.errors import NotFound, VoiceRAGError
+
+T = TypeVar("T")
+
+
+def _group(help: str) -> typer.Typer:
+    """A command group whose help flows as Markdown: a docstring's line breaks don't split a sentence."""
+    return typer.Typer(help=help, rich_markup_mode="markdown", no_args_is_help=True)
+
+
+app = _group(help="VoiceRAG: voice-enabled retrieval-augmented question answering.")
+config_app = _group(help="Show, validate and get advice on settings.")
+eval_app = _group(help="Measure quality on labelled data.")
+cache_app = _group(help="Cache statistics and invalidation.")
+app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
+app.add_typer(cache_app, name="cache")
+postgres_app = _group(
+    help="A local PostgreSQL with pgvector under DATA_DIR/postgres (pip install 'voicerag[pgvector]')."
+)
+app.add_typer(postgres_app, name="postgres")
+keys_app = _group(help="API keys: create (shown once), list, revoke.")
+app.add_typer(keys_app, name="keys")
+
+console = Console(stderr=True, soft_wrap=True)  # messages stay whole lines (logs, pipes, tests)
+out = Console()
+
+DEFAULT_COLLECTION = "docs"  # what 'make run' ingests the demo documents into
+Collections = Annotated[
+    list[str], typer.Option("--collection", "-c", help="collection name (repeatable)", show_default=True)
+]
+Collection = Annotated[str, typer.Option("--collection", "-c", help="collection name")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object", metavar="")]
+ServerUrl = Annotated[
+    str | None,
+    typer.Option("--url", envvar="VOICERAG_URL", help="a running server, e.g. http://127.0.0.1:8000"),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="VOICERAG_API_KEY", help="an admin key, when the server needs one")
+]
+Mode = Annotated[
+    Literal["dense", "lexical", "hybrid"] | None, typer.Option("--mode", help="search mode (default: hybrid)")
+]
+
+
+@app.callback()
+def main(
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOICERAG_CONFIG)")] = None,
+) -> None:
+    if config is not None:
+        os.environ["VOICERAG_CONFIG"] = str(config)
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]config error:[/red] {problem}")
+        raise typer.Exit(2) from None
+
+
+def run_with_rag(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Open VoiceRAG, run ``work(rag)``, close it; user errors print one line and exit 1."""
+    from voicerag.app import VoiceRAG
+
+    async def runner() -> T:
+        rag = await VoiceRAG.open(settings or settings_or_exit(), role="cli")
+        for warning in rag.store_warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
+        try:
+            return await work(rag)
+        except NotFound as exc:  # say where we looked and what is there: a new, empty data dir is the usual cause
+            names = [c["name"] for c in await rag.list_collections()]
+            where = f"the store in {rag.settings.data_dir.resolve()}" if not rag.settings.database_url else "the store"
+            held = f"it holds: {', '.join(names)}" if names else "it holds no collections yet"
+            exc.detail = (
+                f"{exc.detail}. Looked in {where}; {held}. (VOICERAG_DATA_DIR or --config choose another store; "
+                "'voicerag ingest PATH -c NAME' adds documents.)"
+            )
+            raise
+        finally:
+            await rag.aclose()
+
+    try:
+        return asyncio.run(runner())
+    except VoiceRAGError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+def progress_bar(label: str, quiet: bool) -> Progress:
+    """A progress bar on stderr (hidden when the output is JSON)."""
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=quiet
+    )
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def call_server(method: str, url: str, path: str, api_key: str | None, body: Any = None) -> Any:
+    """One call to a running server's admin API; its problem detail printed and exit 1 on an error."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]error:[/red] could not reach {url}: {exc}")
+        raise typer.Exit(1) from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        console.print(f"[red]error {response.status_code}:[/red] {detail}")
+        raise typer.Exit(1)
+    return response.json()

@@ -1,0 +1,54 @@
+"""`voicerag postgres`: a local PostgreSQL with pgvector under the data dir."""
+
+from __future__ import annotations
+
+import typer
+
+from voicerag.cli.common import (
+    JsonFlag,
+    console,
+    out,
+    postgres_app,
+    print_json,
+    settings_or_exit,
+)
+from voicerag.errors import VoiceRAGError
+
+# ---- postgres ------------------------------------------------------------------------------------------------
+
+
+def _postgres(action: str, as_json: bool) -> None:
+    from voicerag import postgres
+
+    settings = settings_or_exit()
+    try:
+        info = getattr(postgres, action)(settings.data_dir)
+    except VoiceRAGError as exc:
+        console.print(exc.detail)
+        raise typer.Exit(1) from None
+    if as_json:
+        print_json({"url": info["url"], "running": info["running"], "pgdata": info["pgdata"]})
+        return
+    if info["running"]:
+        out.print(f"PostgreSQL with pgvector runs in {info['pgdata']} (pid {info['pid']})")
+        out.print(f"export VOICERAG_DATABASE_URL='{info['url']}'  # add VOICERAG_VECTOR_BACKEND=pgvector to use it")
+    else:
+        out.print(f"PostgreSQL in {info['pgdata']} is not running")
+
+
+@postgres_app.command("start")
+def postgres_start(as_json: JsonFlag = False) -> None:
+    """Start it (created on first use); prints the URL for VOICERAG_DATABASE_URL."""
+    _postgres("start", as_json)
+
+
+@postgres_app.command("status")
+def postgres_status(as_json: JsonFlag = False) -> None:
+    """Whether it runs, and its URL."""
+    _postgres("status", as_json)
+
+
+@postgres_app.command("stop")
+def postgres_stop(as_json: JsonFlag = False) -> None:
+    """Stop it (its data stays for the next start)."""
+    _postgres("stop", as_json)
