@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,17 @@ from voicerag.cli.common import (
 # ---- eval --------------------------------------------------------------------------------------------------
 
 
+def _evaluate(label: str, quiet: bool, evaluate: Callable[[Any, Callable[[int, int], None]], Awaitable[Any]]) -> Any:
+    """Run ``evaluate(rag, progress)`` with a progress bar of ``label`` (hidden when ``quiet``)."""
+
+    async def work(rag: Any) -> Any:
+        with progress_bar(label, quiet=quiet) as bar:
+            task = bar.add_task("eval", total=None)
+            return await evaluate(rag, lambda done, total: bar.update(task, completed=done, total=total))
+
+    return run_with_rag(work)
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")],
@@ -34,19 +46,9 @@ def eval_retrieval(
     """nDCG@10, Recall@100, MRR@10 and query latency p50/p95 (uncached search)."""
     from voicerag.evaluation.retrieval import evaluate_retrieval
 
-    async def work(rag: Any) -> dict[str, Any]:
-        with progress_bar("queries", quiet=as_json) as bar:
-            task = bar.add_task("eval", total=None)
-            return await evaluate_retrieval(
-                rag,
-                folder,
-                mode,
-                limit,
-                answers,
-                lambda d, t: bar.update(task, completed=d, total=t),  # type: ignore[arg-type]
-            )
-
-    result = run_with_rag(work)
+    result = _evaluate(
+        "queries", as_json, lambda rag, progress: evaluate_retrieval(rag, folder, mode, limit, answers, progress)
+    )
     if as_json:
         print_json(result)
         return
@@ -73,20 +75,9 @@ def eval_answers(
     configured ANSWER_MIN_CONFIDENCE and over a sweep of thresholds."""
     from voicerag.evaluation.answers import evaluate_answers
 
-    async def work(rag: Any) -> dict[str, Any]:
-        with progress_bar("questions", quiet=as_json) as bar:
-            task = bar.add_task("eval", total=None)
-            return await evaluate_answers(
-                rag,
-                folder,
-                limit,
-                mode,
-                lambda d, t: bar.update(task, completed=d, total=t),  # type: ignore[arg-type]
-                offset,
-                cases,
-            )
-
-    result = run_with_rag(work)
+    result = _evaluate(
+        "questions", as_json, lambda rag, progress: evaluate_answers(rag, folder, limit, mode, progress, offset, cases)
+    )
     if as_json:
         print_json(result)
         return
