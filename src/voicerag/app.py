@@ -35,7 +35,7 @@ from voicerag.retrieval.index import DenseBackend, FaissBackend, IndexParams
 from voicerag.retrieval.search import Retriever
 from voicerag.retrieval.worker import RetrievalWorker
 from voicerag.speech.service import SpeechService
-from voicerag.speech.voice import VoiceAgent
+from voicerag.voice import VoiceAgent
 
 log = logging.getLogger(__name__)
 

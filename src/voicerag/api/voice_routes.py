@@ -20,7 +20,7 @@ from voicerag.cache import CLIP_TTL_S
 from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
 from voicerag.speech.tts import Speech
-from voicerag.speech.voice import VoiceSession
+from voicerag.voice import VoiceSession
 
 log = logging.getLogger(__name__)
 
