@@ -15,13 +15,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Column, Float, Index, LargeBinary, String, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voicerag.documents.store import cache_entries
+from voicerag.documents.store import metadata
 
 log = logging.getLogger(__name__)
+
+# The SQL tier's table, in the store's schema (created with the store's tables).
+cache_entries = Table(
+    "vr_cache",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("policy", String(32), nullable=False),
+    Column("tags", String(512), nullable=False, default=""),
+    Column("value", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("vr_cache_policy", "policy"),
+    Index("vr_cache_expiry", "expires_at"),
+)
 
 
 class CacheTier(Protocol):

@@ -97,18 +97,6 @@ CHANGES_CHANNEL = "voicerag_changes"
 SCHEMA_ATTEMPTS = 5  # tries at creating the tables while other processes create them too
 CHANGE_LOG_KEEP = 1000  # generations of history per collection; a replica further behind reloads
 
-cache_entries = Table(
-    "vr_cache",
-    metadata,
-    Column("key", String(512), primary_key=True),
-    Column("policy", String(32), nullable=False),
-    Column("tags", String(512), nullable=False, default=""),
-    Column("value", LargeBinary, nullable=False),
-    Column("expires_at", Float, nullable=False),
-    Index("vr_cache_policy", "policy"),
-    Index("vr_cache_expiry", "expires_at"),
-)
-
 
 @dataclass
 class PreparedChunk:
