@@ -23,6 +23,7 @@ from voicerag.config import SearchMode, Settings, load_settings
 from voicerag.documents.changes import create_feed
 from voicerag.documents.loaders import Document
 from voicerag.documents.store import SQLDocumentStore
+from voicerag.events import AnswerEvent
 from voicerag.ingestion import Ingestor, IngestReport, Progress
 from voicerag.jobs.store import Job, JobStore
 from voicerag.metrics import Metrics
@@ -219,7 +220,7 @@ class VoiceRAG:
 
     def ask_stream(
         self, question: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[AnswerEvent]:
         return self.pipeline.ask_stream(question, collections, mode, k)
 
     async def embed(self, texts: list[str]) -> np.ndarray:

@@ -18,6 +18,7 @@ from voicerag.cache.tiered import TieredCache
 from voicerag.config import SearchMode, Settings
 from voicerag.documents.store import DocumentStore
 from voicerag.errors import InvalidInput, UpstreamError
+from voicerag.events import AnswerEvent, Delta, Done, Fallback, Sources
 from voicerag.metrics import Metrics
 from voicerag.retrieval.embedder import Embedder
 from voicerag.retrieval.lexical import tokenize
@@ -261,15 +262,15 @@ class Pipeline:
         """A grounded answer with its sources; cached per collection generation."""
         final: Answer | None = None
         async for event in self.ask_stream(question, collections, mode, k):
-            if event["type"] == "done":
-                final = event["answer_obj"]
+            if isinstance(event, Done):
+                final = event.answer
         assert final is not None
         return final
 
     async def ask_stream(
         self, question: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Events: ``sources``, ``delta`` (answer text pieces), ``fallback`` (when the LLM failed), ``done``."""
+    ) -> AsyncIterator[AnswerEvent]:
+        """Events: ``Sources``, ``Delta`` (answer text pieces), ``Fallback`` (when the LLM failed), ``Done``."""
         started = time.perf_counter()
         question = self.check_question(question)
         k = self.check_k(k)
@@ -297,12 +298,12 @@ class Pipeline:
             if similarity is not None:
                 answer.semantic_similarity = round(similarity, 4)
             answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
-            yield {"type": "sources", "sources": [s.to_json() for s in answer.sources]}
-            yield {"type": "delta", "text": answer.text}
-            yield {"type": "done", "answer_obj": answer}
+            yield Sources([s.to_json() for s in answer.sources])
+            yield Delta(answer.text)
+            yield Done(answer)
             return
         sources = await self._search(question, states, mode, k, timings, fusion=fusion)  # as the key names
-        yield {"type": "sources", "sources": [s.to_json() for s in sources]}
+        yield Sources([s.to_json() for s in sources])
         answer = Answer(text="", sources=sources, generator=self.generator.name)
         pieces: list[str] = []
         with self.metrics.stage("generate", timings):
@@ -311,12 +312,12 @@ class Pipeline:
             if self.generator.name == "extractive" or not extract.found:  # nothing to ground an LLM answer on
                 answer.generator = "extractive"
                 pieces.append(extract.text)
-                yield {"type": "delta", "text": extract.text}
+                yield Delta(extract.text)
             else:
                 try:
                     async for piece in self.generator.stream(question, sources):
                         pieces.append(piece)
-                        yield {"type": "delta", "text": piece}
+                        yield Delta(piece)
                     if not "".join(pieces).strip():
                         raise UpstreamError("LLM provider returned an empty answer")
                 except UpstreamError as exc:
@@ -326,14 +327,14 @@ class Pipeline:
                     answer.generator = "extractive"
                     answer.fallback = True
                     answer.fallback_reason = exc.detail
-                    yield {"type": "fallback", "reason": exc.detail, "text": extract.text}
+                    yield Fallback(exc.detail, extract.text)
         answer.text = "".join(pieces).strip()
         answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
         if not answer.fallback:
             await self.cache.set("answer", key, _answer_to(answer), tags=tags)
             if self.semantic is not None and vector is not None:
                 self.semantic.add(bucket, vector, key)
-        yield {"type": "done", "answer_obj": answer}
+        yield Done(answer)
 
 
 def _answer_to(answer: Answer) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import numpy as np
 from voicerag.answer.types import Answer
 from voicerag.config import SearchMode
 from voicerag.errors import InvalidInput, VoiceRAGError
+from voicerag.events import Audio, Delta, Done, Fallback, VoiceEvent
 from voicerag.pipeline import Pipeline
 from voicerag.speech.audio import SAMPLE_RATE, pcm16_to_float, resample_pcm16
 from voicerag.speech.listening import spoken_pieces
@@ -43,8 +44,9 @@ class VoiceAgent:
         k: int | None = None,
         timings: dict[str, float] | None = None,
         speak: bool = True,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Events: ``sources``, ``answer_delta``, ``fallback``, ``audio`` (with a ``speech``), then ``done``."""
+    ) -> AsyncIterator[VoiceEvent]:
+        """Events: ``Sources``, ``Delta``, ``Fallback`` (the text as the pipeline streams it), ``Audio`` (each spoken
+        sentence), then ``Done`` with the turn's timings."""
         timings = {} if timings is None else timings
         started = time.perf_counter()
         out: asyncio.Queue[Any] = asyncio.Queue()
@@ -68,19 +70,15 @@ class VoiceAgent:
             text, queued = "", 0
             try:
                 async for event in self.pipeline.ask_stream(question, collections, mode, k):
-                    kind = event["type"]
-                    if kind == "done":
-                        result["answer"] = event["answer_obj"]
-                        text = result["answer"].text
+                    if isinstance(event, Done):
+                        result["answer"] = event.answer
+                        text = event.answer.text
                         break
-                    if kind == "delta":
-                        text += event["text"]
-                        await out.put({"type": "answer_delta", "text": event["text"]})
-                    elif kind == "fallback":
-                        text, queued = event["text"], 0
-                        await out.put({"type": "fallback", "reason": event["reason"], "text": event["text"]})
-                    else:
-                        await out.put(event)
+                    if isinstance(event, Delta):
+                        text += event.text
+                    elif isinstance(event, Fallback):
+                        text, queued = event.text, 0
+                    await out.put(event)
                     complete = spoken_pieces(text, True, self.speech.settings.voice_first_piece_chars) if speak else []
                     await say_next(complete[queued:])
                     queued = max(queued, len(complete))
@@ -102,9 +100,7 @@ class VoiceAgent:
                     speech, hit = await self.speech.speak_sentence(sentence, namespace=namespace)
                     if index == 0:
                         timings["tts_first_audio"] = round((time.perf_counter() - started) * 1000, 3)
-                    await out.put(
-                        {"type": "audio", "index": index, "sentence": sentence, "speech": speech, "cached": hit}
-                    )
+                    await out.put(Audio(index, sentence, speech, hit))
                     index += 1
             except BaseException as exc:
                 await out.put(exc)
@@ -127,7 +123,7 @@ class VoiceAgent:
             answer = result["answer"]
             for stage, ms in answer.timings_ms.items():  # search, embed, generate...: the answer's own stages
                 timings["answer" if stage == "total" else stage] = ms
-            yield {"type": "done", "answer": answer.to_json(), "answer_obj": answer, "timings_ms": timings}
+            yield Done(answer, timings)
         finally:
             for task in tasks:
                 task.cancel()
@@ -152,10 +148,10 @@ class VoiceAgent:
         pieces: list[Speech] = []
         answer: dict[str, Any] = {}
         async for event in self.answer_events(transcript.text, collections, mode, k, timings):
-            if event["type"] == "audio":
-                pieces.append(event["speech"])
-            elif event["type"] == "done":
-                answer = event["answer"]
+            if isinstance(event, Audio):
+                pieces.append(event.speech)
+            elif isinstance(event, Done):
+                answer = event.answer.to_json()
         return transcript, answer, join_speech(pieces)
 
 
@@ -384,19 +380,17 @@ class VoiceSession:
             ):
                 if hold is not None:
                     await hold.wait()
-                if event["type"] == "audio":
-                    speech = event.pop("speech")
+                if isinstance(event, Audio):
                     if first_audio:
                         timings["voice_to_first_audio"] = round((time.perf_counter() - ended) * 1000, 3)
                         first_audio = False
-                    await self.send(
-                        event | {"sample_rate": speech.sample_rate, "format": "pcm16", "bytes": len(speech.pcm)}
-                    )
-                    await self.send_bytes(speech.pcm)
-                elif event["type"] == "done":
-                    await self.send({"type": "done", "answer": event["answer"], "timings_ms": timings})
-                else:
-                    await self.send(event)
+                    await self.send({"type": "audio"} | event.to_json())
+                    await self.send_bytes(event.speech.pcm)
+                elif isinstance(event, Done):
+                    await self.send({"type": "done", "answer": event.to_json(), "timings_ms": timings})
+                else:  # the text as it comes: sources, answer_delta, fallback
+                    kind = "answer_delta" if isinstance(event, Delta) else event.kind
+                    await self.send({"type": kind} | event.to_json())
         except asyncio.CancelledError:
             raise
         except VoiceRAGError as exc:

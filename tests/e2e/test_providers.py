@@ -7,6 +7,7 @@ import pytest
 from tests.e2e.fake_openai import Behaviour, create_fake_openai
 from tests.helpers import serve
 from voicerag import VoiceRAG
+from voicerag.events import Delta, Done
 
 
 @pytest.fixture
@@ -22,9 +23,11 @@ async def test_llm_answer_streams_and_is_grounded(provider, make_settings, facts
     async with await VoiceRAG.open(settings) as rag:
         await rag.ingest("kb", facts)
         events = [e async for e in rag.ask_stream("When was the Eiffel Tower completed?", ["kb"])]
-        deltas = [e["text"] for e in events if e["type"] == "delta"]
+        deltas = [e.text for e in events if isinstance(e, Delta)]
         assert len(deltas) > 3  # token by token
-        answer = events[-1]["answer_obj"]
+        done = events[-1]
+        assert isinstance(done, Done)
+        answer = done.answer
         assert answer.text == behaviour.reply and answer.generator == "llm" and not answer.fallback
         request = behaviour.requests[-1]
         assert request["model"] == "tiny" and request["stream"] is True

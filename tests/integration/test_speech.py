@@ -12,6 +12,7 @@ from voicerag import VoiceRAG
 from voicerag.cache.tiers import FileTier
 from voicerag.errors import InvalidInput, TooLarge
 from voicerag.evaluation.stt import evaluate_stt, load_transcripts, normalizer
+from voicerag.events import Audio, Done
 from voicerag.speech.audio import decode_audio, encode_audio
 from voicerag.speech.stt import WhisperTranscriber, encoder_frames
 
@@ -126,13 +127,14 @@ async def test_voice_answer_streams_sentences_as_audio(make_settings, facts) -> 
     async with await VoiceRAG.open(make_settings(answer_sentences=2)) as rag:
         await rag.ingest("kb", facts)
         events = [e async for e in rag.voice.answer_events("When was the Eiffel Tower completed?", ["kb"])]
-    kinds = [e["type"] for e in events]
-    assert kinds[0] == "sources" and kinds[-1] == "done" and "answer_delta" in kinds
-    audio = [e for e in events if e["type"] == "audio"]
-    assert audio and [a["index"] for a in audio] == list(range(len(audio)))
-    assert "1889" in events[-1]["answer"]["answer"]
-    assert all(np.frombuffer(a["speech"].pcm, "<i2").std() > 100 for a in audio)  # real sound, not silence
-    assert events[-1]["timings_ms"]["tts_first_audio"] > 0
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and "delta" in kinds
+    audio = [e for e in events if isinstance(e, Audio)]
+    assert audio and [a.index for a in audio] == list(range(len(audio)))
+    done = events[-1]
+    assert isinstance(done, Done) and "1889" in done.answer.text
+    assert all(np.frombuffer(a.speech.pcm, "<i2").std() > 100 for a in audio)  # real sound, not silence
+    assert done.timings_ms is not None and done.timings_ms["tts_first_audio"] > 0
 
 
 async def test_espeak_ng_voice(make_settings) -> None:
@@ -157,7 +159,9 @@ async def test_long_answers_are_shown_whole_but_spoken_within_the_budget(make_se
     async with await VoiceRAG.open(make_settings(answer_sentences=10, voice_max_spoken_chars=120)) as rag:
         await rag.ingest("kb", [Document("t", long_text, "Tower")])
         events = [e async for e in rag.voice.answer_events("Which facts about the tower are worth knowing?", ["kb"])]
-    answer = events[-1]["answer"]["answer"]
-    spoken = [e["sentence"] for e in events if e["type"] == "audio"]
+    done = events[-1]
+    assert isinstance(done, Done)
+    answer = done.answer.text
+    spoken = [e.sentence for e in events if isinstance(e, Audio)]
     assert len(answer) > 300 and spoken  # the whole answer as text
     assert sum(len(s) for s in spoken[:-1]) < 120 <= sum(len(s) for s in spoken) < 120 + 60  # whole sentences

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from voicerag.api.routes import Caller, Rag, get_principal
 from voicerag.api.schemas import SSE_RESPONSES, ChatCompletionOut, EmbeddingsOut, ModelsOut
 from voicerag.errors import InvalidInput, TooLarge
+from voicerag.events import Delta, Done, Fallback, Sources
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(get_principal)])
 
@@ -148,17 +149,17 @@ async def chat_completions(body: ChatIn, rag: Rag, caller: Caller) -> Any:
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     async def generate() -> AsyncIterator[str]:
-        sources = first.get("sources", [])
+        sources = first.sources if isinstance(first, Sources) else []
         yield chunk({"role": "assistant", "content": ""})
         replaced = False
         async for event in events:
-            if event["type"] == "delta" and not replaced:
-                yield chunk({"content": event["text"]})
-            elif event["type"] == "fallback":
+            if isinstance(event, Delta) and not replaced:
+                yield chunk({"content": event.text})
+            elif isinstance(event, Fallback):
                 replaced = True
-                yield chunk({"content": "\n\n" + event["text"]})
-            elif event["type"] == "done":
-                answer = event["answer_obj"]
+                yield chunk({"content": "\n\n" + event.text})
+            elif isinstance(event, Done):
+                answer = event.answer
                 yield chunk(
                     {},
                     "stop",

@@ -296,13 +296,10 @@ async def ask(body: AskIn, rag: Rag, caller: Caller) -> Any:
     first = await anext(events)  # validation errors surface here, as a 4xx, before the stream starts
 
     async def generate() -> AsyncIterator[str]:
-        yield sse(first["type"], {k: v for k, v in first.items() if k != "type"})
+        yield sse(first.kind, first.to_json())
         try:
             async for event in events:
-                if event["type"] == "done":
-                    yield sse("done", event["answer_obj"].to_json())
-                else:
-                    yield sse(event["type"], {k: v for k, v in event.items() if k != "type"})
+                yield sse(event.kind, event.to_json())
         except Exception as exc:
             yield sse("error", {"detail": str(exc) or type(exc).__name__})
 
