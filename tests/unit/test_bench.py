@@ -3,8 +3,8 @@ import threading
 
 import numpy as np
 
+from voicerag.bench.corpus import synthetic_corpus, zipf_mix
 from voicerag.bench.regression import compare, median_of_runs
-from voicerag.bench.runner import synthetic_corpus, zipf_mix
 from voicerag.bench.stats import run_clients, summarize
 from voicerag.retrieval.faiss_index import FaissIndex
 from voicerag.retrieval.index import IndexParams

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from voicerag.bench.runner import SWEEP
+from voicerag.bench.profiles import SWEEP
 
 DOCUMENTS = ("README.md", "docs/PERFORMANCE_QUICKSTART.md", "docs/PERFORMANCE_TUNING_GUIDE.md")
 FULL = "bench_full.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from voicerag.bench.runner import SWEEP
+from voicerag.bench.profiles import SWEEP
 
 
 def write_plot(report: dict[str, Any], path: Path) -> Path:

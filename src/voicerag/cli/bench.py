@@ -56,8 +56,9 @@ def bench(
     import dataclasses
     import tempfile
 
+    from voicerag.bench.profiles import PROFILES, SCENARIO_GROUPS, BenchConfig
     from voicerag.bench.regression import median_of_runs
-    from voicerag.bench.runner import PROFILES, SCENARIO_GROUPS, BenchConfig, run_bench
+    from voicerag.bench.runner import run_bench
 
     if profile not in PROFILES:
         console.print(f"[red]error:[/red] --profile must be one of {', '.join(PROFILES)}")
@@ -189,8 +190,8 @@ def load(
     as_json: JsonFlag = False,
 ) -> None:
     """Load a running server's /v1/ask with N concurrent clients; latency percentiles, throughput, errors."""
+    from voicerag.bench.corpus import zipf_mix
     from voicerag.bench.load import LoadPlan, run_load
-    from voicerag.bench.runner import zipf_mix
 
     pool = list(question or [])
     if questions:

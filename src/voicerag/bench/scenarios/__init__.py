@@ -1,0 +1,1 @@
+"""The bench's scenario groups, one module each; ``voicerag.bench.runner`` runs the ones asked for."""
