@@ -74,7 +74,7 @@ class BM25Index:
         self._slots = 0
         self._slot_of: dict[int, int] = {}
         self._total_length = 0.0
-        self._weights: dict[int, np.ndarray] = {}  # term id -> BM25 weight per posting, until the next change
+        self._weights: dict[int, tuple[int, np.ndarray]] = {}  # term id -> (df, weight per posting), until a change
         self._scaled_lengths: dict[int, np.ndarray] = {}  # term id -> K1 * B * length per posting, until they move
 
     def __len__(self) -> int:
@@ -191,9 +191,10 @@ class BM25Index:
                 return empty
             parts_slots, parts_scores = [], []
             for term_id in term_ids:
-                weights = self._weights.get(term_id)
-                if weights is None:
-                    weights = self._weights[term_id] = self._term_weights(term_id, n)
+                memo = self._weights.get(term_id)
+                if memo is None:
+                    memo = self._weights[term_id] = self._term_weights(term_id, n)
+                weights = memo[1]
                 if len(weights):
                     parts_slots.append(self._post_slots[term_id])
                     parts_scores.append(weights)
@@ -217,17 +218,23 @@ class BM25Index:
             out = {}
             for token in tokens:
                 term_id = self._vocab.get(token)
-                df = 0 if term_id is None else int(np.count_nonzero(self._alive[self._post_slots[term_id]]))
+                if term_id is None:
+                    df = 0
+                elif (memo := self._weights.get(term_id)) is not None:  # a question's terms were just searched
+                    df = memo[0]
+                else:
+                    df = int(np.count_nonzero(self._alive[self._post_slots[term_id]]))
                 out[token] = _idf(n, df)
             return out
 
-    def _term_weights(self, term_id: int, n: int) -> np.ndarray:
-        """BM25 of the term in each of its postings (0 in dead slots; empty when no live chunk holds it)."""
+    def _term_weights(self, term_id: int, n: int) -> tuple[int, np.ndarray]:
+        """How many live chunks hold the term, and its BM25 in each of its postings (0 in dead slots; empty when
+        no live chunk holds it)."""
         slots = self._post_slots[term_id]
         alive = self._alive[slots]
         df = int(np.count_nonzero(alive))
         if df == 0:
-            return np.zeros(0, np.float32)
+            return 0, np.zeros(0, np.float32)
         scaled = self._scaled_lengths.get(term_id)
         if scaled is None:
             scaled = self._scaled_lengths[term_id] = np.float32(K1 * B) * self._lengths[slots]
@@ -238,7 +245,7 @@ class BM25Index:
             / (tfs + np.float32(K1 * (1 - B)) + scaled * np.float32(n / self._total_length))
         )
         weights[~alive] = 0.0
-        return weights
+        return df, weights
 
     # ---- persistence ------------------------------------------------------------------------------------
 
