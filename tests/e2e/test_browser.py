@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import httpx
@@ -63,11 +62,18 @@ def open_page(browser, url: str, console: list[str]):
     return page
 
 
+# Whisper tiny.en hears this question the same way through any resampling the browser does (40 of 40 offline
+# trials with other capture rates, phases and dropped audio quanta). "When was the Eiffel Tower completed?" is
+# heard as "iphlet hour" and the like in most such trials: a test of the page, not of the model, asks this one.
+QUESTION = "When was the cat domesticated in the Near East?"
+QUESTION_SECONDS = 2.75  # Piper's voice says it in this long
+
+
 def test_ask_aloud_in_the_browser_and_hear_the_answer(chromium, page_url, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     wav = tmp_path / "question.wav"
-    wav.write_bytes(spoken_wav("When was the Eiffel Tower completed?", lead_s=0.2, tail_s=2.0))
+    wav.write_bytes(spoken_wav(QUESTION, lead_s=0.2, tail_s=2.0))
     with sync_playwright() as p:
         browser = launch(p, chromium, wav)
         try:
@@ -77,16 +83,18 @@ def test_ask_aloud_in_the_browser_and_hear_the_answer(chromium, page_url, tmp_pa
             box = page.locator("#mic").bounding_box()
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             page.mouse.down()  # hold to talk: the fake microphone plays the question now
-            time.sleep(4.0)
+            # released once the page has captured the question and a little of the silence after it
+            held = 0.2 + QUESTION_SECONDS + 0.8
+            page.wait_for_function(f"window.voicerag.micSeconds >= {held}", timeout=60_000)
             page.mouse.up()
             page.wait_for_function("window.voicerag.done >= 1 || window.voicerag.errors.length > 0", timeout=90_000)
             state = page.evaluate("window.voicerag")
             assert not state["errors"], (state["errors"], console)
             assert state["micLevel"] > 0.05  # the fake microphone really delivered sound
-            assert "tower completed" in state["transcript"].lower()  # through the browser's resampling
-            assert "1889" in state["answer"]
-            assert "1889" in page.text_content("#answer")
-            assert "Eiffel Tower" in page.text_content("#source-list")
+            assert "domesticated in the near east" in state["transcript"].lower()  # through the browser's resampling
+            assert "7500 BC" in state["answer"]
+            assert "7500 BC" in page.text_content("#answer")
+            assert "Near East" in page.text_content("#source-list")
             assert state["audioChunks"] >= 1 and state["audioSeconds"] > 1.0
             page.wait_for_function("window.voicerag.audioEnded >= window.voicerag.audioChunks", timeout=60_000)
             # typed questions work too, and are answered aloud as well
@@ -105,7 +113,7 @@ def test_hands_free_the_pause_ends_the_question(chromium, page_url, tmp_path) ->
     from playwright.sync_api import sync_playwright
 
     wav = tmp_path / "question.wav"
-    wav.write_bytes(spoken_wav("When was the Eiffel Tower completed?", lead_s=0.2, tail_s=3.0))
+    wav.write_bytes(spoken_wav(QUESTION, lead_s=0.2, tail_s=3.0))
     with sync_playwright() as p:
         browser = launch(p, chromium, wav)
         try:
@@ -115,7 +123,7 @@ def test_hands_free_the_pause_ends_the_question(chromium, page_url, tmp_path) ->
             page.wait_for_function("window.voicerag.done >= 1 || window.voicerag.errors.length > 0", timeout=90_000)
             state = page.evaluate("window.voicerag")
             assert not state["errors"], state["errors"]
-            assert "tower completed" in state["transcript"].lower() and "1889" in state["answer"]
+            assert "domesticated in the near east" in state["transcript"].lower() and "7500 BC" in state["answer"]
             assert "Listening" in page.text_content("#mic")  # still listening for the next question
             assert len(state["endToFirstAudioMs"]) == 1
             measured = state["endToFirstAudioMs"][0]
