@@ -165,7 +165,7 @@ class VoiceSession:
     Endpointing does not wait idle: once ``stt_speculate_silence_s`` of silence follows speech, the final
     transcription starts on the speech so far, and its answer (text and the first audio) is prepared but held;
     ``stt_end_silence_s`` of silence confirms the turn and releases it at once. Speech that resumes drops the
-    speculation (a job still queued never runs; one already running is left to finish and ignored). Partial
+    speculation (a job still queued never runs; a local model already running it stops at its next step). Partial
     transcripts cover a bounded tail (``stt_partial_window_s``), at most one STT job runs per session, and
     none starts once the speaker has paused. Speech over a playing answer cancels it (barge-in)."""
 
@@ -312,7 +312,7 @@ class VoiceSession:
         """Start the final transcription (and then the held answer) on the speech so far."""
         self._drop_speculation()
         if self.partial_task is not None and not self.partial_task.done():
-            self.partial_task.cancel()  # queued: never runs; running: its result is ignored
+            self.partial_task.cancel()  # queued: never runs; running: the local model stops at its next step
         speculation = _Speculation(speech_end, asyncio.Event(), {})
         speculation.task = asyncio.create_task(self._transcribe_and_prepare(audio, speculation))
         self.speculation = speculation

@@ -107,6 +107,46 @@ async def test_single_flight_100_concurrent_misses_compute_once(tiers) -> None:
     assert cache.stats["answer"].coalesced == 99
 
 
+async def test_a_waiting_caller_computes_when_the_computing_one_is_cancelled(tiers) -> None:
+    """Two callers of one key: the first computes, the second waits on it; the first's client goes away. The
+    second gets the value (computing it itself), not the first one's cancellation."""
+    cache = cache_of(tiers)
+    started, release = asyncio.Event(), asyncio.Event()
+    computed = []
+
+    async def compute():
+        computed.append(1)
+        started.set()
+        await release.wait()
+        return ["value"]
+
+    async with asyncio.timeout(60):  # only to catch a hang (without the take-over, nobody computes)
+        first = asyncio.create_task(cache.get_or_compute("answer", ("shared",), compute))
+        await started.wait()
+        second = asyncio.create_task(cache.get_or_compute("answer", ("shared",), compute))
+        while cache.stats["answer"].coalesced < 1:  # the second is waiting on the first
+            await asyncio.sleep(0)
+        started.clear()
+        first.cancel()
+        await started.wait()  # the second computes now
+        release.set()
+        assert await second == (["value"], False)
+        assert first.cancelled() and len(computed) == 2
+        # a waiting caller that is itself cancelled still stops
+        started.clear()
+        release.clear()
+        leader = asyncio.create_task(cache.get_or_compute("answer", ("other",), compute))
+        await started.wait()
+        waiter = asyncio.create_task(cache.get_or_compute("answer", ("other",), compute))
+        while cache.stats["answer"].coalesced < 2:
+            await asyncio.sleep(0)
+        waiter.cancel()
+        release.set()
+        assert await leader == (["value"], False)
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+
 async def test_corrupt_entries_are_misses_and_removed(tiers) -> None:
     memory, redis, sql = tiers
     cache = cache_of(tiers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -75,6 +76,44 @@ async def test_repeated_audio_is_transcribed_once(make_settings) -> None:
     assert not first.cached and second.cached and second.text == first.text
     assert "cat" in first.text.lower()
     assert stats["computes"] == 1 and stats["hits"] == 1
+
+
+async def test_an_abandoned_transcription_stops_the_model_before_its_next_step(make_settings) -> None:
+    """A caller cancelled while the local model encodes: the model does not go on to decode, the slot comes back
+    once it has stopped, and the next call transcribes as usual."""
+    limit = asyncio.Semaphore(1)
+    transcriber = WhisperTranscriber(make_settings(), limit)
+    audio = decode_audio(spoken_wav("How long does a cat sleep?"))
+    model = transcriber.model()  # the process's shared model: its instance is wrapped, then restored
+    encoding, go_on, decoded = threading.Event(), threading.Event(), []
+    encode, decode = model.encode, model.generate_with_fallback
+
+    def held_encode(features):
+        encoded = encode(features)
+        encoding.set()
+        go_on.wait(60)
+        return encoded
+
+    def counted_decode(*args, **kwargs):
+        result = decode(*args, **kwargs)  # raises TranscriptionAbandoned before decoding an abandoned call
+        decoded.append(1)
+        return result
+
+    model.encode, model.generate_with_fallback = held_encode, counted_decode
+    try:
+        call = asyncio.create_task(transcriber.transcribe(audio, "en"))
+        assert await asyncio.to_thread(encoding.wait, 60)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        go_on.set()
+        async with asyncio.timeout(60):  # only to catch a hang
+            await limit.acquire()
+        limit.release()
+        assert decoded == []
+        assert "cat" in (await transcriber.transcribe(audio, "en")).text.lower() and decoded == [1]
+    finally:
+        del model.encode, model.generate_with_fallback
 
 
 async def test_tts_cache_hits_and_its_files_survive_a_restart(make_settings) -> None:

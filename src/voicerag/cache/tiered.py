@@ -114,15 +114,21 @@ class TieredCache:
         tags: tuple[str, ...] = (),
         cacheable: Callable[[T], bool] | None = None,
     ) -> tuple[T, bool]:
-        """The cached value for ``key_parts`` or the computed one; returns (value, was_hit)."""
+        """The cached value for ``key_parts`` or the computed one; returns (value, was_hit). Concurrent calls for
+        one key share one read and compute; when the caller doing it is cancelled (its client went away), a
+        waiting caller does it instead of failing with that caller's cancellation."""
         policy = self.policies[policy_name]
         if not self.enabled or not self._tiers_for(policy):
             return await compute(), False
         key = make_key(policy_name, key_parts)
-        pending = self._inflight.get(key)
-        if pending is not None:  # the same key is being read or computed: wait for that one
+        while (pending := self._inflight.get(key)) is not None:  # being read or computed: wait for that one
             self.stats[policy_name].coalesced += 1
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.done() or (task is not None and task.cancelling()):
+                    raise  # this caller itself was cancelled
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +54,20 @@ def speech_timestamps(audio: np.ndarray, min_silence_ms: int = 300) -> list[dict
     return get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=0))
 
 
+class TranscriptionAbandoned(Exception):
+    """A local model call stopped between its steps: nobody waits for its result any more."""
+
+
+# Set in a worker thread's context while it runs a model call that its caller may abandon.
+_abandoned: ContextVar[threading.Event | None] = ContextVar("voicerag_stt_abandoned", default=None)
+
+
+def _stop_if_abandoned() -> None:
+    abandoned = _abandoned.get()
+    if abandoned is not None and abandoned.is_set():
+        raise TranscriptionAbandoned
+
+
 FRAMES_PER_SECOND = 100  # Whisper's log-mel frames: one per 10 ms; its encoder window is 30 s (3,000 frames)
 
 
@@ -69,13 +85,19 @@ def encoder_frames(features: np.ndarray, min_window_s: float, tail_s: float) -> 
 def whisper_model(path: str, threads: int, min_window_s: float, tail_s: float) -> Any:
     """faster-whisper's model, its encoder fed only the part of each 30 s window that holds speech (plus a
     tail). Its cost grows with the window (CTranslate2 takes windows shorter than 30 s): at the default 15 s
-    minimum, about half a padded call's, with WER on the shared clips unchanged (docs/VOICE.md)."""
+    minimum, about half a padded call's, with WER on the shared clips unchanged (docs/VOICE.md). A call whose
+    caller has gone stops before its next encoder or decoder step (``TranscriptionAbandoned``)."""
     from faster_whisper import WhisperModel
 
     class TrimmedWhisper(WhisperModel):
         def encode(self, features: np.ndarray) -> Any:
+            _stop_if_abandoned()
             frames = encoder_frames(features, min_window_s, tail_s)
             return super().encode(np.ascontiguousarray(features[..., :frames]))
+
+        def generate_with_fallback(self, *args: Any, **kwargs: Any) -> Any:
+            _stop_if_abandoned()
+            return super().generate_with_fallback(*args, **kwargs)
 
     return TrimmedWhisper(path, device="cpu", compute_type="int8", cpu_threads=threads)
 
@@ -128,12 +150,22 @@ class WhisperTranscriber:
 
     async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
         """On a worker thread, one model call at a time per ``limit``. A caller cancelled while the model runs
-        stops waiting at once, but the slot stays taken until the thread is done: the next call never runs
-        beside an abandoned one (a cancelled partial transcript would otherwise slow the final one)."""
+        stops waiting at once, and the model stops at its next step (the encoder or the decoder of a 30 s
+        window); the slot stays taken until it has: the next call never runs beside an abandoned one (a
+        cancelled partial transcript would otherwise slow the final one)."""
         await self.limit.acquire()
-        work = asyncio.ensure_future(asyncio.to_thread(self.transcribe_sync, audio, language))
+        abandoned = threading.Event()
+        work = asyncio.ensure_future(asyncio.to_thread(self._transcribe_unless_abandoned, audio, language, abandoned))
         work.add_done_callback(self._finished)
-        return await asyncio.shield(work)
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+
+    def _transcribe_unless_abandoned(self, audio: np.ndarray, language: str | None, abandoned: threading.Event):
+        _abandoned.set(abandoned)  # in this call's own copy of the context (asyncio.to_thread copies it)
+        return self.transcribe_sync(audio, language)
 
     def _finished(self, work: asyncio.Future[Transcript]) -> None:
         self.limit.release()
