@@ -51,6 +51,7 @@ def test_voice_ask_returns_transcript_answer_sources_and_audio(base_url, questio
         assert "eiffel tower" in body["transcript"]["text"].lower()
         assert "1889" in body["answer"] and body["sources"][0]["document_id"] == "paris"
         assert {"stt", "retrieve", "tts_first_audio", "total"} <= set(body["timings_ms"])
+        assert 0 < body["timings_ms"]["stt_model"] <= body["timings_ms"]["stt"]  # the model's time, without waiting
         url = body["audio"]["url"]
         assert "1889" not in url and "eiffel" not in url.lower() and body["audio"]["expires_in_s"] == 600  # opaque
         audio = client.get(url)

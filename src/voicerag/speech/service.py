@@ -85,7 +85,10 @@ class SpeechService:
 
         async def compute() -> Transcript:
             with self.metrics.stage("stt", timings):
-                return await self.transcriber.transcribe(audio, language)
+                transcript = await self.transcriber.transcribe(audio, language)
+            if timings is not None and transcript.seconds:  # the model's own time; the rest of stt waited for it
+                timings["stt_model"] = round(timings.get("stt_model", 0.0) + transcript.seconds * 1000, 3)
+            return transcript
 
         if not cache:
             return await compute()
