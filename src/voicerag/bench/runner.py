@@ -14,16 +14,13 @@ import psutil
 from voicerag.app import VoiceRAG
 from voicerag.bench.corpus import synthetic_corpus, zipf_mix
 from voicerag.bench.profiles import PROFILES, SWEEP, BenchConfig
-from voicerag.bench.scenarios.embedding import embedding
-from voicerag.bench.scenarios.floor import floor_http, floor_loop
-from voicerag.bench.scenarios.http import http_load
-from voicerag.bench.scenarios.jobs import ingest_jobs
-from voicerag.bench.scenarios.replica import replica_sync
-from voicerag.bench.scenarios.search import in_process
-from voicerag.bench.scenarios.speech import recorded_clips, speech, spoken_questions
-from voicerag.bench.stats import peak_rss_mb, resources, summarize
+from voicerag.bench.scenarios import BenchRun, embedding, floor, http, jobs, replica, search, speech
+from voicerag.bench.stats import peak_rss_mb, resources
 from voicerag.config import Settings
 from voicerag.evaluation.retrieval import load_beir
+
+# In this order: the in-process groups first, the server processes after them.
+GROUPS = (search.GROUP, embedding.GROUP, floor.GROUP, replica.GROUP, jobs.GROUP, speech.GROUP, http.GROUP)
 
 
 async def run_bench(config: BenchConfig) -> dict[str, Any]:
@@ -35,13 +32,17 @@ async def run_bench(config: BenchConfig) -> dict[str, Any]:
     else:
         docs, questions = synthetic_corpus(p.synthetic)
     base = Settings(data_dir=config.data_dir, preload_speech=False)
-    scenarios: dict[str, Any] = {}
-    mix = zipf_mix(questions, p.requests, config.zipf)
+    spoken: list[tuple[str, bytes]] = []
 
-    def record(name: str, latencies: list[float], wall: float, errors: int, **extra: Any) -> dict[str, Any]:
-        config.samples[name] = latencies
-        scenarios[name] = summarize(latencies, wall, errors) | extra
-        return scenarios[name]
+    def clips() -> list[tuple[str, bytes]]:
+        """The spoken questions (recorded, or synthesised once) for the speech and voice scenarios."""
+        if not spoken:
+            found = speech.recorded_clips(config.speech, p.speech_clips) if config.speech else []
+            spoken.extend(found or speech.spoken_questions(p.speech_clips))
+        return spoken
+
+    bench = BenchRun(config, base, questions, zipf_mix(questions, p.requests, config.zipf), clips)
+    scenarios = bench.scenarios
 
     async with await VoiceRAG.open(base) as rag:
         started = time.perf_counter()
@@ -70,30 +71,9 @@ async def run_bench(config: BenchConfig) -> dict[str, Any]:
             } | figures
         await rag.cache.invalidate()  # start cold: nothing left from the ingest or an earlier run
 
-    if config.wants("search") or config.wants("ask") or config.wants("index"):
-        await in_process(config, base, questions, mix, record, scenarios)
-    if config.wants("embed"):
-        await embedding(config, base, questions, record)
-    if config.wants("floor"):
-        await floor_loop(base, questions, record, scenarios)
-        await floor_http(config, questions, scenarios)
-    if config.wants("replica"):
-        await replica_sync(config, questions, scenarios)
-    if config.wants("jobs"):
-        scenarios["ingest_jobs"] = await ingest_jobs(config)
-    spoken: list[tuple[str, bytes]] = []
-
-    def clips() -> list[tuple[str, bytes]]:
-        """The spoken questions (recorded, or synthesised once) for the speech and voice scenarios."""
-        if not spoken:
-            found = recorded_clips(config.speech, p.speech_clips) if config.speech else []
-            spoken.extend(found or spoken_questions(p.speech_clips))
-        return spoken
-
-    if config.wants("stt") or config.wants("tts"):
-        await speech(config, base, record, scenarios, clips() if config.wants("stt") else [])
-    if config.wants("http") or config.wants("voice"):
-        await http_load(config, mix, scenarios, record, clips() if config.wants("voice") else [])
+    for group in GROUPS:
+        if group.wanted(config):
+            await group.run(bench)
     return {
         "scenarios": scenarios,
         "ratios": _ratios(scenarios),

@@ -7,6 +7,7 @@ from typing import Any
 
 from voicerag.app import VoiceRAG
 from voicerag.bench.profiles import BenchConfig
+from voicerag.bench.scenarios import Group
 from voicerag.bench.stats import resources, run_clients
 from voicerag.config import Settings
 
@@ -38,3 +39,6 @@ async def embedding(
                 searches_per_batch=round(worker.jobs / max(worker.batches, 1), 2),
                 **extra,
             )
+
+
+GROUP = Group(("embed",), lambda bench: embedding(bench.config, bench.base, bench.questions, bench.record))

@@ -16,6 +16,7 @@ from voicerag.bench import wrk
 from voicerag.bench.floor import FloorSearch
 from voicerag.bench.load import LoadPlan, run_load
 from voicerag.bench.profiles import BenchConfig
+from voicerag.bench.scenarios import BenchRun, Group
 from voicerag.bench.server import floor_process, server_process
 from voicerag.config import Settings
 
@@ -153,3 +154,11 @@ def _server_ask_ms(url: str) -> dict[str, float]:
         times.append(body["timings_ms"]["total"])
     times = times[1:]
     return {"p50": round(float(np.percentile(times, 50)), 3), "p95": round(float(np.percentile(times, 95)), 3)}
+
+
+async def _floor(bench: BenchRun) -> None:
+    await floor_loop(bench.base, bench.questions, bench.record, bench.scenarios)
+    await floor_http(bench.config, bench.questions, bench.scenarios)
+
+
+GROUP = Group(("floor",), _floor)

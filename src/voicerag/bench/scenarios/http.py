@@ -14,6 +14,7 @@ import psutil
 from voicerag.app import VoiceRAG
 from voicerag.bench.load import LoadPlan, run_load
 from voicerag.bench.profiles import BenchConfig
+from voicerag.bench.scenarios import Group
 from voicerag.bench.server import BenchServer, server_process
 from voicerag.bench.stats import cache_summary
 from voicerag.config import Settings
@@ -156,3 +157,15 @@ async def voice_to_voice(
                     return first_audio, event["timings_ms"], ended_inside
         finally:
             sending.cancel()
+
+
+GROUP = Group(
+    ("http", "voice"),
+    lambda bench: http_load(
+        bench.config,
+        bench.mix,
+        bench.scenarios,
+        bench.record,
+        bench.clips() if bench.config.wants("voice") else [],
+    ),
+)

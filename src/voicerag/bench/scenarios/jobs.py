@@ -11,6 +11,7 @@ from typing import Any
 from voicerag.app import VoiceRAG
 from voicerag.bench.corpus import synthetic_corpus
 from voicerag.bench.profiles import BenchConfig
+from voicerag.bench.scenarios import BenchRun, Group
 from voicerag.bench.server import worker_processes
 from voicerag.config import Settings
 from voicerag.errors import NotFound
@@ -68,3 +69,10 @@ async def ingest_jobs(config: BenchConfig, parts: int = 8) -> dict[str, Any]:
             }
             await rag.delete_collection(collection)
     return out
+
+
+async def _jobs(bench: BenchRun) -> None:
+    bench.scenarios["ingest_jobs"] = await ingest_jobs(bench.config)
+
+
+GROUP = Group(("jobs",), _jobs)

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 
 from voicerag.bench.profiles import BenchConfig
+from voicerag.bench.scenarios import Group
 from voicerag.bench.server import server_process
 from voicerag.bench.stats import summarize
 
@@ -84,3 +85,6 @@ async def replica_sync(config: BenchConfig, questions: list[str], scenarios: dic
         key.removeprefix("lag_").removesuffix("_ms"): synced[key] for key in ("lag_p50_ms", "lag_p95_ms", "lag_max_ms")
     } | {"syncs": synced["syncs"]}
     scenarios["replica_sync"]["queries_during"] = len(during)
+
+
+GROUP = Group(("replica",), lambda bench: replica_sync(bench.config, bench.questions, bench.scenarios))

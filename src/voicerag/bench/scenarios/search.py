@@ -13,6 +13,7 @@ import numpy as np
 
 from voicerag.app import VoiceRAG
 from voicerag.bench.profiles import BenchConfig
+from voicerag.bench.scenarios import Group
 from voicerag.bench.stats import cache_summary, resources, run_clients, summarize
 from voicerag.config import Settings
 from voicerag.evaluation.semantic import reword
@@ -180,3 +181,9 @@ def full_collection_pauses(rounds: int = 5) -> dict[str, Any]:
         "gc_full_collection": summarize(before, sum(before), 0) | {"tracked_objects": tracked},
         "gc_full_collection_settled": summarize(after, sum(after), 0),
     }
+
+
+GROUP = Group(
+    ("search", "ask", "index"),
+    lambda bench: in_process(bench.config, bench.base, bench.questions, bench.mix, bench.record, bench.scenarios),
+)

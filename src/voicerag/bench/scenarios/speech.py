@@ -10,6 +10,7 @@ from typing import Any
 
 from voicerag.app import VoiceRAG
 from voicerag.bench.profiles import BenchConfig
+from voicerag.bench.scenarios import Group
 from voicerag.config import Settings
 from voicerag.speech.stt import WhisperTranscriber
 
@@ -122,3 +123,11 @@ async def speech(
                     by_length[n].append(time.perf_counter() - t)
             for n, latencies in by_length.items():
                 record(f"tts_piece_{n}_chars", latencies, sum(latencies), 0)
+
+
+GROUP = Group(
+    ("stt", "tts"),
+    lambda bench: speech(
+        bench.config, bench.base, bench.record, bench.scenarios, bench.clips() if bench.config.wants("stt") else []
+    ),
+)
