@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from voicerag.config import Settings
@@ -26,11 +27,34 @@ def bearer(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+SQLITE_WAL_ATTEMPTS = 40
+
+
+def _use_wal(database: str | None) -> None:
+    """Switch a SQLite file to WAL (which the file keeps) before any pooled connection opens. Processes or
+    engines opening one new file together race for the switch, and SQLite answers the losers "database is
+    locked" at once, without waiting out the busy timeout: they retry briefly (this runs once, at startup)."""
+    import sqlite3
+
+    if not database or database == ":memory:":
+        return
+    for attempt in range(SQLITE_WAL_ATTEMPTS):
+        try:
+            with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == SQLITE_WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.25, 0.01 * (attempt + 1)))
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The async SQLAlchemy engine with pool sizes, timeouts, pre-ping and recycle from Settings."""
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _use_wal(make_url(url).database)
         engine = create_async_engine(
             url,
             pool_size=settings.db_pool_size,
@@ -43,8 +67,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # the file is in WAL mode already (_use_wal)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()

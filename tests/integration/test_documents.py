@@ -139,5 +139,8 @@ async def test_processes_starting_together_create_the_schema_once(backend_settin
         async with engines[0].connect() as conn:
             tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         assert set(metadata.tables) <= tables
+        if engines[0].dialect.name == "sqlite":  # every engine's connections share the file's WAL mode
+            async with engines[-1].connect() as conn:
+                assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
     finally:
         await asyncio.gather(*(engine.dispose() for engine in engines))
