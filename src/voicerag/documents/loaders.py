@@ -11,9 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voicerag.documents.markup import (
+    Parsed,
+    clean_markdown_source,
+    front_matter_title,
+    rst_to_blocks,
+    split_front_matter,
+)
 from voicerag.errors import DocumentError, TooLarge, UnsupportedFormat, VoiceRAGError
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".mdx", ".rst", ".html", ".htm", ".pdf", ".docx", ".jsonl")
+# Files without a suffix (LICENSE, README, NOTICE, CHANGELOG) are read as plain text when they are UTF-8 or
+# UTF-16 text; binary ones are skipped (and listed when a folder is ingested).
+PLAIN_TEXT_NAMES = re.compile(r"^[A-Za-z][\w-]*$")
 
 
 @dataclass
@@ -41,39 +51,67 @@ def _text(data: bytes, name: str) -> str:
     return _decode(data, name)
 
 
-def _markdown(data: bytes, name: str) -> str:
-    """Markdown parsed (CommonMark and tables, markdown-it-py) into blocks separated by blank lines: headings
-    keep their ``#`` marks (answers skip them and sources show the section), code stays fenced with no blank
-    line inside (answers and the voice skip it), table rows become ``a | b``, list items ``- item``. Inline
-    marks go and their text stays as written: ``VOICERAG_DATA_DIR`` keeps its underscores."""
+def _markdown(data: bytes, name: str) -> Parsed:
+    """Markdown parsed (CommonMark and tables, markdown-it-py) into blocks separated by blank lines, after the
+    documentation generators' markup is made plain (``markup.clean_markdown_source``): headings keep their ``#``
+    marks (answers skip them and sources show the section), code stays fenced with no blank line inside
+    (answers and the voice skip it), list items become ``- item``, table rows ``header: cell | header: cell``
+    (each row says what its cells are). Inline marks go and their text stays as written: ``VOICERAG_DATA_DIR``
+    keeps its underscores; a link keeps its text and loses its URL. Front matter is metadata, never text."""
     from markdown_it import MarkdownIt
 
-    tokens = MarkdownIt("commonmark").enable("table").parse(_decode(data, name))
+    meta, source = split_front_matter(_decode(data, name))
+    tokens = MarkdownIt("commonmark").enable("table").parse(clean_markdown_source(source))
     blocks: list[str] = []
-    prefix, row = "", None
+    prefix, row, header = "", None, None
+    first_heading = ""
     for token in tokens:
         if token.type == "heading_open":
             prefix = "#" * int(token.tag[1]) + " "
         elif token.type == "list_item_open":
             prefix = "- "
+        elif token.type == "thead_open":
+            header = []
         elif token.type == "tr_open":
             row = []
         elif token.type == "tr_close" and row is not None:
-            blocks.append(" | ".join(row))
+            if header == []:
+                header = row
+            elif header and len(header) == len(row):
+                blocks.append(" | ".join(f"{h}: {c}" if h else c for h, c in zip(header, row, strict=True) if c))
+            else:
+                blocks.append(" | ".join(row))
             row = None
+        elif token.type == "table_close":
+            header = None
         elif token.type == "inline":
             text = _inline_text(token.children or [])
             if row is not None:
                 row.append(text)
             elif text:
+                if prefix.startswith("#") and not first_heading:
+                    first_heading = text
                 blocks.append(prefix + text)
                 prefix = ""
         elif token.type in ("fence", "code_block"):
             code = re.sub(r"\n\s*\n", "\n", token.content.strip("\n"))
-            blocks.append(f"```\n{code}\n```")
+            if code.strip():
+                blocks.append(f"```\n{code}\n```")
         elif token.type == "html_block":
-            blocks.append(re.sub(r"<[^>]+>", " ", token.content).strip())
-    return "\n\n".join(block for block in blocks if block.strip())
+            blocks.append(html_text(token.content))
+    text = "\n\n".join(block for block in blocks if block.strip())
+    return Parsed(text, front_matter_title(meta) or first_heading, meta)
+
+
+def html_text(fragment: str) -> str:
+    """The text of an HTML fragment (tags go, entities are decoded)."""
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", " ", fragment)).strip()
+
+
+def _rst(data: bytes, name: str) -> Parsed:
+    return rst_to_blocks(_decode(data, name))
 
 
 def _inline_text(children: list[Any]) -> str:
@@ -83,7 +121,7 @@ def _inline_text(children: list[Any]) -> str:
             parts.append(child.content)
         elif child.type == "image":
             parts.append(child.content)  # the alt text
-        elif child.type == "softbreak":
+        elif child.type == "html_inline" and child.content.lower().startswith("<br") or child.type == "softbreak":
             parts.append(" ")
         elif child.type == "hardbreak":
             parts.append("\n")
@@ -153,6 +191,8 @@ _READERS = {
     ".txt": _text,
     ".md": _markdown,
     ".markdown": _markdown,
+    ".mdx": _markdown,
+    ".rst": _rst,
     ".html": _html,
     ".htm": _html,
     ".pdf": _pdf,
@@ -162,17 +202,9 @@ _READERS = {
 
 def _normalise(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(r"[ \t\f\v]+", " ", text)
+    text = re.sub(r"(?<=\S)[ \t\f\v]+", " ", text.replace("\t", "    "))  # a line's indentation (code) stays
     text = re.sub(r"\n\s*\n+", "\n\n", text)
     return text.strip()
-
-
-def _title_from(text: str, fallback: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().lstrip("#").strip().rstrip(".")
-        if line:
-            return line[:200]
-    return fallback
 
 
 def parse_jsonl(data: bytes, name: str) -> list[Document]:
@@ -204,23 +236,44 @@ def load_bytes(data: bytes, name: str, doc_id: str | None = None) -> list[Docume
     suffix = Path(name).suffix.lower()
     if suffix == ".jsonl":
         return parse_jsonl(data, name)
-    reader = _READERS.get(suffix)
+    reader = _READERS.get(suffix) or (_text if not suffix and PLAIN_TEXT_NAMES.match(Path(name).name) else None)
     if reader is None:
         raise UnsupportedFormat(
-            f"{name}: unsupported file type {suffix or '(none)'}; accepted: {', '.join(SUPPORTED_SUFFIXES)}"
+            f"{name}: unsupported file type {suffix or '(none)'}; accepted: {', '.join(SUPPORTED_SUFFIXES)}, "
+            "and plain text files without a suffix (LICENSE, README)"
         )
     if not data.strip():
         raise DocumentError(f"{name}: the file is empty")
-    text = _normalise(reader(data, name))
+    parsed = reader(data, name)
+    if isinstance(parsed, str):
+        parsed = Parsed(parsed)
+    text = _normalise(parsed.text)
     if not text:
-        raise DocumentError(f"{name}: no text could be extracted (a scanned PDF needs OCR first)")
-    title = _title_from(text, Path(name).stem) if suffix in (".md", ".markdown", ".txt") else Path(name).stem
+        hint = "a scanned PDF needs OCR first" if suffix == ".pdf" else "it holds only markup, code or directives"
+        raise DocumentError(f"{name}: no text could be extracted ({hint})")
+    title = parsed.title or file_title(name)
     if suffix in (".html", ".htm"):
         from bs4 import BeautifulSoup
 
         head = BeautifulSoup(data, "html.parser").title
         title = head.get_text().strip() if head and head.get_text().strip() else title
-    return [Document(id=doc_id or name, text=text, title=title, metadata={"source": name})]
+    metadata: dict[str, Any] = {"source": name}
+    if parsed.metadata:
+        metadata["front_matter"] = json.loads(json.dumps(parsed.metadata, default=str))
+    return [Document(id=doc_id or name, text=text, title=title[:200], metadata=metadata)]
+
+
+def file_title(name: str) -> str:
+    """A title from a file's name: ``getting-started.md`` -> "Getting started"; ``index`` and ``README`` take
+    their folder's name."""
+    path = Path(name)
+    stem = (
+        path.stem
+        if path.stem.lower() not in ("index", "readme", "_index") or not path.parent.name
+        else path.parent.name
+    )
+    words = re.sub(r"[_-]+", " ", stem).strip()
+    return words[:1].upper() + words[1:] if words else name
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
@@ -232,7 +285,9 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
             yield root, root.name
             continue
         for file in sorted(root.rglob("*")):
-            if file.is_file() and file.suffix.lower() in SUPPORTED_SUFFIXES and not file.name.startswith("."):
+            if file.name.startswith(".") or any(part.startswith(".") for part in file.relative_to(root).parts):
+                continue
+            if file.is_file() and (file.suffix.lower() in SUPPORTED_SUFFIXES or PLAIN_TEXT_NAMES.match(file.name)):
                 yield file, file.relative_to(root).as_posix()
 
 
