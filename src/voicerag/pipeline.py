@@ -226,7 +226,11 @@ class Pipeline:
     # ---- answers ----------------------------------------------------------------------------------------
 
     async def extract(
-        self, question: str, sources: list[Source], extractive: ExtractiveGenerator | None = None
+        self,
+        question: str,
+        sources: list[Source],
+        extractive: ExtractiveGenerator | None = None,
+        use_cache: bool = True,
     ) -> Extract:
         """The extractive answer (also what an LLM answer's quotes and ``found`` rest on): candidate sentences
         scored by their embedding similarity to the question, in one batched model call."""
@@ -234,7 +238,8 @@ class Pipeline:
         sentences = extractive.sentences_of(sources)
         if not sentences:
             return extractive.select(question, sources)
-        vectors = await self.embed_cached([question, *sentences])  # popular sources' sentences come back often
+        texts = [question, *sentences]
+        vectors = await (self.embed_cached(texts) if use_cache else self.embedder.embed(texts))
         idf = self.retriever.idf({s.collection for s in sources}, set(tokenize(question)))
         return extractive.select(question, sources, vectors[1:] @ vectors[0], idf)
 
@@ -311,8 +316,9 @@ class Pipeline:
             answer.found, answer.confidence = extract.found, extract.confidence
             if self.generator.name == "extractive" or not extract.found:  # nothing to ground an LLM answer on
                 answer.generator = "extractive"
-                pieces.append(extract.text)
-                yield Delta(extract.text)
+                for piece in extract.pieces or [extract.text]:  # a unit at a time, as the page and voice show them
+                    pieces.append(piece)
+                    yield Delta(piece)
             else:
                 try:
                     async for piece in self.generator.stream(question, sources):

@@ -33,6 +33,19 @@ def test_chat_completion_grounded_with_sources(client) -> None:
     assert "1889" in reply.choices[0].message.content
     sources = reply.model_extra["sources"]
     assert sources[0]["document_id"] == "paris" and sources[0]["score"] > 0
+    extra = reply.model_extra["voicerag"]  # whether the documents hold an answer travels beside the text
+    assert extra["found"] is True and 0 < extra["confidence"] <= 1
+
+
+def test_chat_completion_says_when_the_documents_hold_no_answer(client) -> None:
+    for stream in (False, True):
+        messages = [{"role": "user", "content": "What is the airspeed velocity of an unladen swallow?"}]
+        if stream:
+            chunks = list(client.chat.completions.create(model="kb", messages=messages, stream=True))
+            extra = chunks[-1].model_extra["voicerag"]
+        else:
+            extra = client.chat.completions.create(model="kb", messages=messages).model_extra["voicerag"]
+        assert extra["found"] is False and extra["confidence"] < 0.2, extra
 
 
 def test_chat_completion_stream(client) -> None:
@@ -44,6 +57,7 @@ def test_chat_completion_stream(client) -> None:
     assert "Guido van Rossum" in text
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].model_extra["sources"][0]["document_id"] == "python"
+    assert chunks[-1].model_extra["voicerag"]["found"] is True
 
 
 def test_unknown_collection_is_404(client) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from voicerag.answer.types import Source
-from voicerag.documents.chunking import split_sentences
+from voicerag.answer.units import Unit, answer_units
 from voicerag.retrieval.lexical import tokenize
 
 NO_ANSWER = "I could not find that in your documents."
@@ -24,14 +25,12 @@ QUESTION_WORDS = frozenset(
 @dataclass
 class _Candidate:
     source: Source
-    text: str
-    start: int
-    end: int
-    section: str = ""  # the markdown heading above the sentence in its chunk, if any
+    unit: Unit
     score: float = 0.0
     similarity: float = 0.0
     overlap: float = 0.0
     tokens: frozenset[str] = frozenset()
+    features: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -43,6 +42,69 @@ class Extract:
     found: bool
     confidence: float
     features: dict[str, float] = field(default_factory=dict)
+    pieces: list[str] = field(default_factory=list)  # the text, a cited unit at a time (joined, the text)
+
+
+_HOW = re.compile(r"^\s*(?:how\b|what(?:'s| is) the (?:way|best way|suggested way)|can i\b|is there a way)", re.I)
+_VALUE = re.compile(
+    r"\b(?:how (?:many|much|long|big|large|old)|default|version|minimum|maximum|smallest|largest|limit|size|"
+    r"which (?:status|port|value|number)|what (?:value|number|port|status))\b",
+    re.I,
+)
+_LIST = re.compile(r"\b(?:which|what)\b(?:\s+\w+){0,3}?\s+(?:\w+s|are|does .* (?:offer|provide|support))\b", re.I)
+_CODEISH = re.compile(r"`|\w_\w|\w=|\(\)|--\w|\b[A-Z]{3,}\b|\w\.\w+\(|[a-z][A-Z]")
+_NUMBER = re.compile(r"\d")
+
+
+def question_shape(question: str) -> dict[str, float]:
+    """What kind of answer the question asks for: how to do something, a value, a list."""
+    return {
+        "how": float(bool(_HOW.search(question))),
+        "value": float(bool(_VALUE.search(question))),
+        "list": float(bool(_LIST.search(question))),
+    }
+
+
+def unit_features(
+    candidate: _Candidate,
+    tokens: list[str],
+    q_set: set[str],
+    bigrams: float,
+    context: set[str],
+    idf: dict[str, float],
+    q_weight: float,
+    shape: dict[str, float],
+    top_score: float,
+    order: int,
+) -> dict[str, float]:
+    """What the unit ranker weighs: meaning, words shared with the question (in the unit and in its context),
+    where the unit sits, what kind it is, and whether it holds what the question's shape asks for."""
+    unit, source = candidate.unit, candidate.source
+    text = unit.text
+    codeish = float(bool(_CODEISH.search(text)) or unit.kind == "code")
+    number = float(bool(_NUMBER.search(text)))
+    novel = sum(1 for t in set(tokens) if t not in q_set) / max(1, len(set(tokens)))
+    return {
+        "similarity": candidate.similarity,
+        "overlap": candidate.overlap,
+        "bigrams": bigrams,
+        "context_overlap": sum(idf.get(t, 0.0) for t in q_set & context) / q_weight,
+        "rank": 1.0 / source.n,
+        "source_share": max(0.0, source.score / top_score),
+        "order": 1.0 / (1 + order),
+        "length": math.log1p(len(tokens)),
+        "novel": novel,
+        "ends_colon": float(text.rstrip().endswith(":")),
+        "is_question": float(text.rstrip().endswith("?")),
+        "kind_list": float(unit.kind == "list"),
+        "kind_item": float(unit.kind == "item"),
+        "kind_row": float(unit.kind == "row"),
+        "kind_code": float(unit.kind == "code"),
+        "how_code": shape["how"] * codeish,
+        "value_number": shape["value"] * number,
+        "list_list": shape["list"] * float(unit.kind in ("list", "row", "item")),
+        "similarity_gap": 0.0,
+    }
 
 
 class ExtractiveGenerator:
@@ -58,20 +120,14 @@ class ExtractiveGenerator:
         self.min_confidence = min_confidence
 
     def sentences_of(self, sources: list[Source]) -> list[str]:
-        """The candidate sentences as they are embedded (under their section heading), in the order ``select``
+        """The candidate units as they are embedded (under their section and lead), in the order ``select``
         expects their similarities."""
-        return [f"{c.section}: {c.text}" if c.section else c.text for c in self._candidates(sources)]
+        return [c.unit.matched for c in self._candidates(sources)]
 
     def _candidates(self, sources: list[Source]) -> list[_Candidate]:
-        candidates = []
-        for source in sources[: self.max_sources]:
-            section = ""
-            for sentence in split_sentences(source.text):
-                if sentence.text.startswith("#"):
-                    section = sentence.text.lstrip("#").strip()
-                elif is_prose(sentence.text):
-                    candidates.append(_Candidate(source, sentence.text, sentence.start, sentence.end, section))
-        return candidates
+        return [
+            _Candidate(source, unit) for source in sources[: self.max_sources] for unit in answer_units(source.text)
+        ]
 
     def select(
         self,
@@ -85,33 +141,10 @@ class ExtractiveGenerator:
         ``corpus_idf``: the question words' idf in the searched collections (how much of the question each
         source covers is weighed by it; without it, by the words' rarity among the candidate sentences)."""
         q_tokens = tokenize(question)
-        candidates = self._candidates(sources)
-        if not candidates or (not q_tokens and similarities is None):
+        if not self._candidates(sources) or (not q_tokens and similarities is None):
             return Extract(NO_ANSWER, False, 0.0)
-        token_lists = [tokenize(c.text) for c in candidates]
-        df: dict[str, int] = {}
-        for tokens in token_lists:
-            for t in set(tokens):
-                df[t] = df.get(t, 0) + 1
-        n = len(candidates)
-        idf = {t: math.log(1 + n / df[t]) for t in df}
+        candidates, df, idf, coverage = self.rank(question, sources, similarities, corpus_idf)
         q_set = set(q_tokens)
-        coverage = _source_coverage(q_set, sources[: self.max_sources], corpus_idf or idf, math.log(1 + n))
-        q_weight = sum(math.log(1 + n) for _ in q_set) or 1.0  # an unseen word weighs the most
-        q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
-        for i, (candidate, tokens) in enumerate(zip(candidates, token_lists, strict=True)):
-            candidate.tokens = frozenset(tokens)
-            candidate.overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens)) / q_weight
-            bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False))) / max(1, len(q_bigrams))
-            length_penalty = 1.0 / (1.0 + 0.02 * max(0, len(tokens) - 25))
-            rank_prior = 1.0 / (1.0 + 0.1 * (candidate.source.n - 1))
-            lexical = candidate.overlap + 0.3 * bigrams
-            if similarities is not None:
-                candidate.similarity = float(similarities[i])
-                candidate.score = (candidate.similarity + 0.5 * lexical) * length_penalty * rank_prior
-            else:
-                candidate.similarity = lexical
-                candidate.score = lexical * length_penalty * rank_prior
         ranked = sorted(candidates, key=lambda c: -c.score)
         sims = sorted((c.similarity for c in candidates), reverse=True)
         features = {
@@ -123,6 +156,7 @@ class ExtractiveGenerator:
             "dense": float(sources[0].dense_score or 0.0),
             "source_coverage": max(coverage),
             "top_source_coverage": coverage[0],
+            "best_unit_score": ranked[0].features["best_unit_score"],
         }
         if similarities is not None:
             confidence = answer_probability(features)
@@ -133,81 +167,176 @@ class ExtractiveGenerator:
         if not found or ranked[0].score <= 0:
             return Extract(NO_ANSWER, False, round(confidence, 4), features)
         best = self._complete(ranked, q_set, idf)
-        best.sort(key=lambda c: (c.source.n, c.start))
+        best.sort(key=lambda c: (c.source.n, c.unit.start))
         for c in best:
             if c.source.quote is None:
-                c.source.quote = c.text
-                c.source.quote_start = c.source.start + c.start
-                c.source.quote_end = c.source.start + c.end
-        return Extract(" ".join(f"{c.text} [{c.source.n}]" for c in best), True, round(confidence, 4), features)
+                c.source.quote = c.source.text[c.unit.start : c.unit.end]
+                c.source.quote_start = c.source.start + c.unit.start
+                c.source.quote_end = c.source.start + c.unit.end
+        pieces = [f"{c.unit.text} [{c.source.n}]" for c in best]
+        pieces = [pieces[0], *(f" {p}" for p in pieces[1:])]
+        return Extract("".join(pieces), True, round(confidence, 4), features, pieces)
+
+    def rank(
+        self,
+        question: str,
+        sources: list[Source],
+        similarities: np.ndarray | None = None,
+        corpus_idf: dict[str, float] | None = None,
+    ) -> tuple[list[_Candidate], dict[str, int], dict[str, float], list[float]]:
+        """Every candidate unit scored by the unit ranker (``score``, with the ``features`` it rests on); also the
+        units' document frequencies, idf, and each source's coverage of the question."""
+        q_tokens = tokenize(question)
+        candidates = self._candidates(sources)
+        q_set = set(q_tokens)
+        n = len(candidates)
+        token_lists = [tokenize(c.unit.text) for c in candidates]
+        df: dict[str, int] = {}
+        for tokens in token_lists:
+            for t in set(tokens):
+                df[t] = df.get(t, 0) + 1
+        idf = {t: math.log(1 + n / df[t]) for t in df}
+        coverage = _source_coverage(q_set, sources[: self.max_sources], corpus_idf or idf, math.log(1 + n))
+        q_weight = sum(math.log(1 + n) for _ in q_set) or 1.0  # an unseen word weighs the most
+        q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
+        shape = question_shape(question)
+        top_score = max((src.score for src in sources[: self.max_sources]), default=1.0) or 1.0
+        positions: dict[int, int] = {}
+        for i, (candidate, tokens) in enumerate(zip(candidates, token_lists, strict=True)):
+            candidate.tokens = frozenset(tokens)
+            candidate.overlap = sum(idf.get(t, 0.0) for t in q_set.intersection(tokens)) / q_weight
+            bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False))) / max(1, len(q_bigrams))
+            lexical = candidate.overlap + 0.3 * bigrams
+            candidate.similarity = float(similarities[i]) if similarities is not None else lexical
+            context = set(tokenize(candidate.unit.context)) if candidate.unit.context else set()
+            order = positions.get(candidate.source.n, 0)
+            positions[candidate.source.n] = order + 1
+            candidate.features = unit_features(
+                candidate, tokens, q_set, bigrams, context, idf, q_weight, shape, top_score, order
+            )
+        best_similarity = max(c.similarity for c in candidates)
+        for candidate in candidates:
+            candidate.features["similarity_gap"] = candidate.similarity - best_similarity
+            candidate.score = unit_score(candidate.features)
+        best_score = max(c.score for c in candidates)
+        for candidate in candidates:
+            candidate.features["best_unit_score"] = (
+                best_score  # as a share of the best unit's odds: 1 for the best, towards 0 for the rest
+            )
+            candidate.score = math.exp(candidate.score - best_score)
+        return candidates, df, idf, coverage
 
     def _complete(self, ranked: list[_Candidate], q_set: set[str], idf: dict[str, float]) -> list[_Candidate]:
-        """The best sentence, then up to ``sentences - 1`` more: a sentence that answers a part of the question
-        the chosen ones leave out (its question words not yet covered, IDF-weighted) when one scores at least
-        half the best, from any source ("the museum and the library"); otherwise the next best at 75% of it."""
+        """The best unit, then up to ``sentences - 1`` more with at least a tenth of its odds: one that answers a
+        part of the question the chosen ones leave out (its question words not yet covered, idf-weighted: "the
+        museum and the library") when there is one, else the next best. Units overlapping a chosen one (a list
+        and its own item) or repeating it are skipped."""
         chosen = [ranked[0]]
         covered = q_set & ranked[0].tokens
         weight = sum(idf.get(t, 0.0) for t in q_set) or 1.0
-        pool = ranked[1:12]
-        while len(chosen) < self.sentences and pool:
+        pool = ranked[1:16]
+        while len(chosen) < self.sentences:
+            pool = [c for c in pool if not any(_overlaps(c, other) for other in chosen)]
+            if not pool:
+                break
             gains = {id(c): sum(idf.get(t, 0.0) for t in (q_set & c.tokens) - covered) / weight for c in pool}
-            complementing = [c for c in pool if c.score >= 0.5 * ranked[0].score and gains[id(c)] >= 0.15]
+            complementing = [c for c in pool if gains[id(c)] >= 0.15 and c.score >= 0.1]
             if complementing:
                 pick = max(complementing, key=lambda c: c.score * (1 + gains[id(c)]))
-            elif pool[0].score >= 0.75 * ranked[0].score:
+            elif pool[0].score >= 0.1:
                 pick = pool[0]
             else:
                 break
             chosen.append(pick)
             covered |= q_set & pick.tokens
-            pool.remove(pick)
         return chosen
 
     async def stream(self, question: str, sources: list[Source]) -> AsyncIterator[str]:
         yield self.select(question, sources).text
 
 
-# Whether the sources answer the question: a logistic model over the features ``select`` computes, fit on SQuAD
-# dev (500 questions, each asked with its paragraph and with it taken out; benchmarks/quality/README.md has the
-# commands: 'voicerag eval answers --cases', then scripts/fit_abstention.py). Features are standardised with
-# these means and scales.
+# Whether the sources answer the question: a logistic model over the features ``select`` computes, fit on the
+# docs-qa dev set (its answerable and unanswerable questions) and SQuAD dev (400 questions, each asked with its
+# paragraph and with it taken out), each weighing the same: 'voicerag eval answers DIR --cases --json' on both,
+# then scripts/fit_abstention.py (its output: benchmarks/quality/abstention_fit.txt). Features are standardised
+# with these means and scales.
 _MEAN = {
-    "similarity": 0.6271,
-    "similarity_gap": 0.0693,
-    "chosen_similarity": 0.6061,
-    "overlap": 0.3156,
-    "covered": 0.7098,
-    "dense": 0.5451,
-    "source_coverage": 0.6602,
-    "top_source_coverage": 0.6173,
+    "similarity": 0.632,
+    "similarity_gap": 0.0686,
+    "chosen_similarity": 0.5833,
+    "overlap": 0.3038,
+    "covered": 0.7131,
+    "dense": 0.5482,
+    "source_coverage": 0.6428,
+    "top_source_coverage": 0.5956,
+    "best_unit_score": 6.3862,
 }
 _SCALE = {
-    "similarity": 0.1203,
-    "similarity_gap": 0.073,
-    "chosen_similarity": 0.1313,
-    "overlap": 0.1294,
-    "covered": 0.1805,
-    "dense": 0.1442,
-    "source_coverage": 0.2363,
-    "top_source_coverage": 0.2638,
+    "similarity": 0.12,
+    "similarity_gap": 0.0726,
+    "chosen_similarity": 0.1462,
+    "overlap": 0.1232,
+    "covered": 0.1815,
+    "dense": 0.1453,
+    "source_coverage": 0.2282,
+    "top_source_coverage": 0.2545,
+    "best_unit_score": 0.9823,
 }
 _WEIGHT = {
-    "similarity": 0.231,
-    "similarity_gap": 0.381,
-    "chosen_similarity": 0.325,
-    "overlap": 0.632,
-    "covered": 0.092,
-    "dense": 0.117,
-    "source_coverage": 0.322,
-    "top_source_coverage": 0.522,
+    "similarity": 0.539,
+    "similarity_gap": 0.016,
+    "chosen_similarity": 0.375,
+    "overlap": 0.109,
+    "covered": -0.108,
+    "dense": -0.109,
+    "source_coverage": 0.413,
+    "top_source_coverage": 0.668,
+    "best_unit_score": 0.0,
 }
-_BIAS = 0.046
+_BIAS = 0.192
+
+
+# Which unit answers: a linear score over ``unit_features``, fit listwise (per question, a softmax over its units)
+# on documentation questions (docs-qa dev: the unit holds a must_contain string) and SQuAD dev (it holds a gold
+# answer), by scripts/fit_answer_ranker.py, whose output (leave-one-project-out figures too) is committed as
+# benchmarks/quality/answer_ranker_fit.txt.
+_UNIT_WEIGHT: dict[str, float] = {
+    "similarity": 1.662,
+    "overlap": 2.584,
+    "bigrams": 1.851,
+    "context_overlap": 0.032,
+    "rank": 1.463,
+    "source_share": 1.93,
+    "order": -0.484,
+    "length": 0.714,
+    "novel": -0.999,
+    "ends_colon": -0.135,
+    "is_question": -0.738,
+    "kind_list": 0.207,
+    "kind_item": -0.097,
+    "kind_row": -0.077,
+    "kind_code": 0.033,
+    "how_code": 0.638,
+    "value_number": 1.254,
+    "list_list": 0.485,
+    "similarity_gap": 1.662,
+}
+
+
+def unit_score(features: dict[str, float]) -> float:
+    """The ranker's score of a unit (only differences between a question's units mean anything)."""
+    return sum(w * features[name] for name, w in _UNIT_WEIGHT.items())
 
 
 def answer_probability(features: dict[str, float]) -> float:
     """The model's probability that the sources hold the answer."""
     z = _BIAS + sum(w * (features[name] - _MEAN[name]) / _SCALE[name] for name, w in _WEIGHT.items())
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def _overlaps(a: _Candidate, b: _Candidate) -> bool:
+    same_span = a.source is b.source and a.unit.start < b.unit.end and b.unit.start < a.unit.end
+    return same_span or a.unit.text == b.unit.text
 
 
 def _source_coverage(q_set: set[str], sources: list[Source], idf: dict[str, float], unseen: float) -> list[float]:
@@ -217,11 +346,3 @@ def _source_coverage(q_set: set[str], sources: list[Source], idf: dict[str, floa
     weights = {t: idf.get(t, unseen) for t in asked}
     total = sum(weights.values()) or 1.0
     return [sum(weights[t] for t in asked.intersection(tokenize(f"{s.title} {s.text}"))) / total for s in sources]
-
-
-def is_prose(sentence: str) -> bool:
-    """Whether a sentence can be an answer: not a heading alone, a code line or a table row."""
-    text = sentence.strip()
-    if text.startswith(("```", "#", "|", "    ")) or text.count("|") >= 2:
-        return False
-    return sum(ch.isalpha() for ch in text) >= 8

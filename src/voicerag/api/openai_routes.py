@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from voicerag.answer.types import Answer
 from voicerag.api.routes import Caller, Rag, get_principal
 from voicerag.api.schemas import SSE_RESPONSES, ChatCompletionOut, EmbeddingsOut, ModelsOut
 from voicerag.errors import InvalidInput, TooLarge
@@ -104,6 +105,19 @@ def _question(messages: list[ChatMessage]) -> str:
     raise InvalidInput("messages must contain a user message with text")
 
 
+def _extra(answer: Answer) -> dict[str, Any]:
+    """VoiceRAG's own fields beside OpenAI's: whether the documents hold an answer (``found``: False means the
+    text says they do not) and how sure that is, and how the answer was made."""
+    return {
+        "found": answer.found,
+        "confidence": answer.confidence,
+        "generator": answer.generator,
+        "fallback": answer.fallback,
+        "fallback_reason": answer.fallback_reason,
+        "cached": answer.cached,
+    }
+
+
 @router.post("/v1/chat/completions", response_model=ChatCompletionOut, responses=SSE_RESPONSES)
 async def chat_completions(body: ChatIn, rag: Rag, caller: Caller) -> Any:
     question = _question(body.messages)
@@ -127,13 +141,7 @@ async def chat_completions(body: ChatIn, rag: Rag, caller: Caller) -> Any:
                 "total_tokens": len(question.split()) + len(answer.text.split()),
             },
             "sources": [s.to_json() for s in answer.sources],
-            "voicerag": {
-                "generator": answer.generator,
-                "fallback": answer.fallback,
-                "fallback_reason": answer.fallback_reason,
-                "cached": answer.cached,
-                "timings_ms": answer.timings_ms,
-            },
+            "voicerag": _extra(answer) | {"timings_ms": answer.timings_ms},
         }
     events = rag.ask_stream(question, collections)
     first = await anext(events)  # errors such as an unknown collection become a 4xx before streaming
@@ -164,12 +172,7 @@ async def chat_completions(body: ChatIn, rag: Rag, caller: Caller) -> Any:
                     {},
                     "stop",
                     sources=sources,
-                    voicerag={
-                        "generator": answer.generator,
-                        "fallback": answer.fallback,
-                        "fallback_reason": answer.fallback_reason,
-                        "cached": answer.cached,
-                    },
+                    voicerag=_extra(answer),
                 )
         yield "data: [DONE]\n\n"
 
