@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -63,7 +64,12 @@ def eval_retrieval(
 
 @eval_app.command("answers")
 def eval_answers(
-    folder: Annotated[Path, typer.Argument(help="BEIR folder with answers.jsonl (SQuAD)")],
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="BEIR folder with answers.jsonl (SQuAD), or a documentation set: corpus/ + questions.jsonl"
+        ),
+    ],
     limit: Annotated[int, typer.Option(help="questions sampled evenly across the set (0: all)")] = 500,
     offset: Annotated[int, typer.Option(help="start the even sample here (another offset: a disjoint sample)")] = 0,
     cases: Annotated[bool, typer.Option("--cases", help="add each case's features to the JSON", metavar="")] = False,
@@ -72,8 +78,37 @@ def eval_answers(
 ) -> None:
     """Answer accuracy (the gold answer in the answer) on answerable questions, and how well the answerer says
     it found nothing when the question's paragraph is taken out: abstention precision and recall, at the
-    configured ANSWER_MIN_CONFIDENCE and over a sweep of thresholds."""
+    configured ANSWER_MIN_CONFIDENCE and over a sweep of thresholds. On a documentation set: accuracy per
+    kind, abstention on its unanswerable questions, answers holding markup, answer step vs search time."""
     from voicerag.evaluation.answers import evaluate_answers
+    from voicerag.evaluation.docs import evaluate_docs_answers, is_docs_set
+
+    if is_docs_set(folder):
+        result = _evaluate(
+            "questions", as_json, lambda rag, progress: evaluate_docs_answers(rag, folder, mode, progress, cases)
+        )
+        if as_json:
+            print_json(result)
+            return
+        table = Table("metric", "value")
+        for key in (
+            "documents",
+            "questions",
+            "answerable_right",
+            "answerable_accuracy",
+            "abstention_precision",
+            "abstention_recall",
+            "false_abstention_rate",
+            "answers_with_markup",
+            "gold_file_in_sources",
+        ):
+            table.add_row(key, str(result[key]))
+        table.add_row("per kind", json.dumps(result["per_kind_accuracy"]))
+        table.add_row("skipped files", str(len(result["skipped_files"])))
+        for key in ("search_ms", "answer_step_ms"):
+            table.add_row(f"{key} p50 / p95", f"{result[key]['p50']} / {result[key]['p95']}")
+        out.print(table)
+        return
 
     result = _evaluate(
         "questions", as_json, lambda rag, progress: evaluate_answers(rag, folder, limit, mode, progress, offset, cases)
