@@ -25,10 +25,11 @@ from voicerag.evaluation.retrieval import percentile
 
 # What markup looks like when it leaks into an answer: front matter keys, shortcodes and template placeholders,
 # admonition and tab markers, raw link syntax, reST directives and roles, HTML tags.
-MARKUP = re.compile(
+MARKUP = re.compile(  # HTML: the tags documentation uses, so a literal <TAB> or <name> is not counted
     r"^\s*(?:title|draft|weight|linkTitle|aliases|description|categories):\s"
     r"|\{\{[<%{]?|[%>]\}\}|^\s*(?:!!!|\?\?\?\+?|===)\s|\]\([^)\s]*\)|\]\[[^\]]*\]|^\s*:::\s"
-    r"|^\.\. [\w:-]+::|:(?:ref|func|class|meth|exc|attr|doc|pep|mod|data):`|</?[a-zA-Z][\w-]*(?:\s[^>]*)?/?>",
+    r"|^\.\. [\w:-]+::|:(?:ref|func|class|meth|exc|attr|doc|pep|mod|data):`"
+    r"|</?(?:a|b|i|p|br|div|span|img|nobr|table|tr|td|th|ul|li|h[1-6]|code|pre|em|strong|sup|sub)\b[^>]*>",
     re.MULTILINE,
 )
 
@@ -40,7 +41,8 @@ def is_docs_set(folder: Path) -> bool:
 
 def has_markup(text: str) -> bool:
     """Whether an answer's text holds markup a person should never read or hear."""
-    return MARKUP.search(text) is not None
+    prose = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.DOTALL)  # code is shown as code, not read
+    return MARKUP.search(prose) is not None
 
 
 def contains_any(answer: str, needles: list[str]) -> bool:
