@@ -61,9 +61,9 @@ async def collect(rag: VoiceRAG, questions: list[tuple[str, str, Any]], collecti
         candidates = generator._candidates(sources)
         if not candidates:
             continue
-        vectors = await rag.pipeline.embed_cached([question, *[c.unit.matched for c in candidates]])
+        similarities = await rag.pipeline.unit_similarities(question, sources, generator)
         idf = rag.retriever.idf({collection}, set(tokenize(question)))
-        scored, *_ = generator.rank(question, sources, vectors[1:] @ vectors[0], idf)
+        scored, *_ = generator.rank(question, sources, similarities, idf)
         rows.append(
             {
                 "group": group,
@@ -123,7 +123,7 @@ async def gather(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def report_fit(rows: list[dict[str, Any]]) -> None:
-    names = list(rows[0]["features"][0])
+    names = [n for n in rows[0]["features"][0] if n != "best_unit_score"]  # the question's, not the unit's
     questions = [
         (r["group"], np.array([[f[n] for n in names] for f in r["features"]]), np.array(r["labels"])) for r in rows
     ]

@@ -98,7 +98,7 @@ class VoiceRAG:
             extractive = ExtractiveGenerator(settings.answer_sentences, min_confidence=settings.answer_min_confidence)
             generator: Generator = OpenAIChatGenerator(settings, pools) if settings.generator == "llm" else extractive
             pipeline = Pipeline(settings, store, embedder, retriever, cache, metrics, generator, extractive)
-            ingestor = Ingestor(settings, store, retriever, pipeline.embed_texts)
+            ingestor = Ingestor(settings, store, retriever, embedder.embed_with_spans)
         except BaseException:
             await pools.aclose()
             raise

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from voicerag.answer.units import answer_units
 from voicerag.config import Settings
 from voicerag.documents.chunking import chunk_text, indexed_text
 from voicerag.documents.loaders import Document
 from voicerag.documents.store import DocumentStore, PreparedChunk, PreparedDocument, content_hash
 from voicerag.errors import InvalidInput
+from voicerag.retrieval.quantize import pack_vectors
 from voicerag.retrieval.search import Retriever, check_collection_name
 from voicerag.validation import clean_document_text, plain_text
 
 Progress = Callable[[int, int], object]  # (chunks done, chunks in all); may return an awaitable
-EmbedTexts = Callable[[list[str]], object]
+EmbedWithSpans = Callable[[list[str], list[list[tuple[int, int]]]], Awaitable[tuple[np.ndarray, list[np.ndarray]]]]
 
 
 @dataclass
@@ -58,7 +62,7 @@ async def _report(progress: Progress | None, done: int, total: int) -> None:
 class Ingestor:
     """Turns documents into stored, indexed chunks. Validates everything before it writes anything."""
 
-    def __init__(self, settings: Settings, store: DocumentStore, retriever: Retriever, embed: EmbedTexts):
+    def __init__(self, settings: Settings, store: DocumentStore, retriever: Retriever, embed: EmbedWithSpans):
         self.settings = settings
         self.store = store
         self.retriever = retriever
@@ -126,15 +130,28 @@ class Ingestor:
         )
 
     async def _prepare(self, batch: list[tuple[tuple[Document, str], list[Any]]]) -> list[PreparedDocument]:
-        """Embed one batch's chunks (in model-sized steps) and pair them with their documents."""
-        texts = [indexed_text(doc.title, span.text) for (doc, _), doc_spans in batch for span in doc_spans]
+        """Embed one batch's chunks (in model-sized steps), each with its answer units' vectors from the same
+        pass, and pair them with their documents."""
+        texts, unit_spans = [], []
+        for (doc, _), doc_spans in batch:
+            for span in doc_spans:
+                text = indexed_text(doc.title, span.text)
+                offset = len(text) - len(span.text)  # the title before the chunk's own text
+                texts.append(text)
+                unit_spans.append([(u.start + offset, u.end + offset) for u in answer_units(span.text)])
         vectors: list[Any] = []
+        units: list[bytes] = []
         step = max(self.settings.embed_batch_size * 4, 64)
         for i in range(0, len(texts), step):
-            vectors.extend(await self.embed(texts[i : i + step]))  # type: ignore[misc]
+            chunk_vectors, pooled = await self.embed(texts[i : i + step], unit_spans[i : i + step])
+            vectors.extend(chunk_vectors)
+            units.extend(pack_vectors(p) for p in pooled)
         prepared, cursor = [], 0
         for (doc, digest), doc_spans in batch:
-            chunks = [PreparedChunk(s.text, s.start, s.end, vectors[cursor + j]) for j, s in enumerate(doc_spans)]
+            chunks = [
+                PreparedChunk(s.text, s.start, s.end, vectors[cursor + j], units[cursor + j])
+                for j, s in enumerate(doc_spans)
+            ]
             cursor += len(doc_spans)
             prepared.append(PreparedDocument(doc, digest, chunks))
         return prepared

@@ -13,6 +13,7 @@ import numpy as np
 
 from voicerag.answer.extractive import Extract, ExtractiveGenerator
 from voicerag.answer.types import Answer, Generator, Source
+from voicerag.answer.units import answer_units
 from voicerag.cache.semantic import SemanticIndex
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import SearchMode, Settings
@@ -22,6 +23,7 @@ from voicerag.events import AnswerEvent, Delta, Done, Fallback, Sources
 from voicerag.metrics import Metrics
 from voicerag.retrieval.embedder import Embedder
 from voicerag.retrieval.lexical import tokenize
+from voicerag.retrieval.quantize import unpack_vectors
 from voicerag.retrieval.search import CollectionState, Retriever, check_collection_name
 from voicerag.retrieval.worker import FusionParams
 from voicerag.validation import plain_text
@@ -232,22 +234,46 @@ class Pipeline:
         extractive: ExtractiveGenerator | None = None,
         use_cache: bool = True,
     ) -> Extract:
-        """The extractive answer (also what an LLM answer's quotes and ``found`` rest on): candidate sentences
-        scored by their embedding similarity to the question, in one batched model call."""
+        """The extractive answer (also what an LLM answer's quotes and ``found`` rest on): candidate units scored
+        by their similarity to the question, from the vectors stored with each chunk (a lookup, no model call)."""
         extractive = extractive or self.extractive
-        sentences = extractive.sentences_of(sources)
-        if not sentences:
+        if not extractive.sentences_of(sources):
             return extractive.select(question, sources)
-        texts = [question, *sentences]
-        vectors = await (self.embed_cached(texts) if use_cache else self.embedder.embed(texts))
+        similarities = await self.unit_similarities(question, sources, extractive, use_cache)
         idf = self.retriever.idf({s.collection for s in sources}, set(tokenize(question)))
-        return extractive.select(question, sources, vectors[1:] @ vectors[0], idf)
+        return extractive.select(question, sources, similarities, idf)
+
+    async def unit_similarities(
+        self, question: str, sources: list[Source], extractive: ExtractiveGenerator, use_cache: bool = True
+    ) -> np.ndarray:
+        """Each candidate unit's cosine similarity to the question (``sentences_of`` order). Units whose vectors
+        the read model does not hold (a store from before them, a chunk over the text budget, a unit past the
+        model's 256 tokens) are embedded now, in one batched call (through the embedding cache unless
+        ``use_cache`` is off)."""
+        query = await self.embed_query(question)  # the search just cached it
+        rows: list[np.ndarray | None] = []
+        for source in sources[: extractive.max_sources]:
+            units = answer_units(source.text)
+            packed = self.retriever.unit_vectors(source.collection, source.chunk_id)
+            stored = unpack_vectors(packed, self.embedder.dim) if packed else None
+            if stored is None or len(stored) != len(units):
+                rows.extend([None] * len(units))
+            else:
+                rows.extend(row if row.any() else None for row in stored)
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            texts = extractive.sentences_of(sources)
+            wanted = [texts[i] for i in missing]
+            fresh = await (self.embed_cached(wanted) if use_cache else self.embedder.embed(wanted))
+            for i, vector in zip(missing, fresh, strict=True):
+                rows[i] = vector
+        return np.stack(rows) @ query
 
     def _generator_signature(self) -> tuple[Any, ...]:
         s = self.settings
         if self.generator.name == "llm":
-            return ("llm", 4, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
-        return ("extractive", 4, s.answer_sentences, s.answer_min_confidence)  # 4: the answerer's version
+            return ("llm", 5, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
+        return ("extractive", 5, s.answer_sentences, s.answer_min_confidence)  # 5: the answerer's version
 
     def _answer_key(
         self, generations: dict[str, int], question: str, mode: str, k: int, fusion: FusionParams

@@ -95,6 +95,8 @@ def test_ask_aloud_in_the_browser_and_hear_the_answer(chromium, page_url, tmp_pa
             assert "7500 BC" in state["answer"]
             assert "7500 BC" in page.text_content("#answer")
             assert "Near East" in page.text_content("#source-list")
+            quoted = page.text_content("#source-list .quoted")  # the quoted sentence is marked in its source
+            assert quoted and "7500 BC" in quoted
             assert state["audioChunks"] >= 1 and state["audioSeconds"] > 1.0
             page.wait_for_function("window.voicerag.audioEnded >= window.voicerag.audioChunks", timeout=60_000)
             # typed questions work too, and are answered aloud as well

@@ -52,3 +52,64 @@ async def test_a_question_in_two_parts_is_answered_from_both_documents(rag) -> N
     assert answer.found
     assert "library" in answer.text and "opens its doors at ten" in answer.text, answer.text  # the other part
     assert "museum" in answer.text and "opens at nine" in answer.text, answer.text
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts each call embeds."""
+
+    def __init__(self, embedder) -> None:
+        self.inner, self.texts = embedder, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def embed(self, texts):
+        self.texts.extend(texts)
+        return await self.inner.embed(texts)
+
+
+GUIDE = Document(
+    "guide.md",
+    "# Middleware\n\nThe following arguments are supported:\n\n- minimum_size - Responses smaller than this minimum "
+    "size are not compressed. Defaults to 500.\n\n- compresslevel - The compression level. Defaults to 9.\n\n"
+    "To keep the test client from raising server errors, create it like this:\n\n"
+    "```\nclient = TestClient(app, raise_server_exceptions=False)\n```\n\n" + "Padding words. " * 60,
+    "Guide",
+)
+
+
+async def test_the_answer_step_reads_unit_vectors_stored_at_ingest(rag) -> None:
+    """Ingest stores each chunk's unit vectors (from its own embedding pass); answering reads them, so the
+    answer step embeds nothing (the search embedded the question)."""
+    await rag.ingest("kb", [GUIDE])
+    counting = CountingEmbedder(rag.pipeline.embedder)
+    rag.pipeline.embedder = counting
+    sources = await rag.pipeline.search(
+        "What is the default minimum size for compressing responses?", ["kb"], use_cache=False
+    )
+    extract = await rag.pipeline.extract(
+        "What is the default minimum size for compressing responses?", sources, use_cache=False
+    )
+    assert counting.texts == []  # no unit was embedded to answer
+    assert extract.found and "Defaults to 500" in extract.text
+    howto = await rag.ask("How do I stop the test client raising server errors?", ["kb"])
+    assert "raise_server_exceptions=False" in howto.text  # the lead carries its code
+
+
+async def test_a_store_without_unit_vectors_still_answers(backend_settings) -> None:
+    """A store written before unit vectors (or a recipe they no longer match) answers by embedding them."""
+    from sqlalchemy import delete
+
+    from voicerag import VoiceRAG
+    from voicerag.documents.store import chunk_units
+
+    async with await VoiceRAG.open(backend_settings()) as rag:
+        await rag.ingest("kb", [GUIDE])
+        async with rag.pools.engine.begin() as conn:
+            await conn.execute(delete(chunk_units))
+    async with await VoiceRAG.open(backend_settings()) as rag:
+        counting = CountingEmbedder(rag.pipeline.embedder)
+        rag.pipeline.embedder = counting
+        answer = await rag.ask("What is the default minimum size for compressing responses?", ["kb"])
+        assert answer.found and "Defaults to 500" in answer.text
+        assert len(counting.texts) > 1  # the units were embedded at ask time

@@ -76,12 +76,12 @@ async def test_a_job_run_again_completes_without_duplicates(queue_settings, fact
         original = rag.ingestor.embed
         calls = 0
 
-        async def dying(texts):
+        async def dying(texts, spans):
             nonlocal calls
             calls += 1
             if calls == 2:
                 raise asyncio.CancelledError  # the process is going away mid-job
-            return await original(texts)
+            return await original(texts, spans)
 
         rag.ingestor.embed = dying
         from voicerag.jobs.queue import ingest_job

@@ -115,12 +115,12 @@ async def test_ingest_commits_in_batches_and_a_rerun_completes_without_duplicate
         calls = 0
         original = rag.ingestor.embed
 
-        async def failing_embed(texts):
+        async def failing_embed(texts, spans):
             nonlocal calls
             calls += 1
             if calls == 3:
                 raise RuntimeError("the process died here")
-            return await original(texts)
+            return await original(texts, spans)
 
         rag.ingestor.embed = failing_embed
         progress: list[tuple[int, int]] = []

@@ -261,39 +261,39 @@ class ExtractiveGenerator:
 # then scripts/fit_abstention.py (its output: benchmarks/quality/abstention_fit.txt). Features are standardised
 # with these means and scales.
 _MEAN = {
-    "similarity": 0.632,
-    "similarity_gap": 0.0686,
-    "chosen_similarity": 0.5833,
+    "similarity": 0.5954,
+    "similarity_gap": 0.04,
+    "chosen_similarity": 0.5626,
     "overlap": 0.3038,
     "covered": 0.7131,
     "dense": 0.5482,
     "source_coverage": 0.6428,
     "top_source_coverage": 0.5956,
-    "best_unit_score": 6.3862,
+    "best_unit_score": 6.3819,
 }
 _SCALE = {
-    "similarity": 0.12,
-    "similarity_gap": 0.0726,
-    "chosen_similarity": 0.1462,
+    "similarity": 0.1119,
+    "similarity_gap": 0.041,
+    "chosen_similarity": 0.1304,
     "overlap": 0.1232,
     "covered": 0.1815,
     "dense": 0.1453,
     "source_coverage": 0.2282,
     "top_source_coverage": 0.2545,
-    "best_unit_score": 0.9823,
+    "best_unit_score": 1.0492,
 }
 _WEIGHT = {
-    "similarity": 0.539,
-    "similarity_gap": 0.016,
-    "chosen_similarity": 0.375,
-    "overlap": 0.109,
-    "covered": -0.108,
-    "dense": -0.109,
-    "source_coverage": 0.413,
-    "top_source_coverage": 0.668,
-    "best_unit_score": 0.0,
+    "similarity": 0.244,
+    "similarity_gap": -0.173,
+    "chosen_similarity": 0.492,
+    "overlap": 0.184,
+    "covered": -0.171,
+    "dense": -0.141,
+    "source_coverage": 0.395,
+    "top_source_coverage": 0.68,
+    "best_unit_score": 0.095,
 }
-_BIAS = 0.192
+_BIAS = 0.221
 
 
 # Which unit answers: a linear score over ``unit_features``, fit listwise (per question, a softmax over its units)
@@ -301,25 +301,25 @@ _BIAS = 0.192
 # answer), by scripts/fit_answer_ranker.py, whose output (leave-one-project-out figures too) is committed as
 # benchmarks/quality/answer_ranker_fit.txt.
 _UNIT_WEIGHT: dict[str, float] = {
-    "similarity": 1.662,
-    "overlap": 2.584,
-    "bigrams": 1.851,
-    "context_overlap": 0.032,
-    "rank": 1.463,
-    "source_share": 1.93,
-    "order": -0.484,
-    "length": 0.714,
-    "novel": -0.999,
-    "ends_colon": -0.135,
-    "is_question": -0.738,
-    "kind_list": 0.207,
-    "kind_item": -0.097,
-    "kind_row": -0.077,
-    "kind_code": 0.033,
-    "how_code": 0.638,
-    "value_number": 1.254,
-    "list_list": 0.485,
-    "similarity_gap": 1.662,
+    "similarity": 1.855,
+    "overlap": 2.969,
+    "bigrams": 2.05,
+    "context_overlap": 0.147,
+    "rank": 1.441,
+    "source_share": 1.827,
+    "order": -0.419,
+    "length": 0.779,
+    "novel": -1.436,
+    "ends_colon": -0.15,
+    "is_question": -0.68,
+    "kind_list": 0.26,
+    "kind_item": -0.168,
+    "kind_row": -0.098,
+    "kind_code": 0.004,
+    "how_code": 0.662,
+    "value_number": 1.212,
+    "list_list": 0.523,
+    "similarity_gap": 1.855,
 }
 
 

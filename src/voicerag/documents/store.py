@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     delete,
     func,
     insert,
@@ -83,6 +84,19 @@ chunks = Table(
     sqlite_autoincrement=True,  # ids are never reused: a vector index tombstone can never hide a new chunk
 )
 
+# The answer units' vectors of each chunk (answer/units.py), made in the chunk's own embedding pass and packed
+# int8 (retrieval/quantize.py): answering a question reads them instead of embedding its candidate units. Its own
+# table so a store made before it gains it by create_all; ``recipe`` names how the units were cut.
+chunk_units = Table(
+    "vr_chunk_units",
+    metadata,
+    Column("chunk_id", ChunkId, primary_key=True),
+    Column("collection", String(128), nullable=False),
+    Column("recipe", Integer, nullable=False),
+    Column("vectors", LargeBinary, nullable=False),
+    Index("vr_chunk_units_collection", "collection"),
+)
+
 changes = Table(
     "vr_changes",
     metadata,
@@ -104,6 +118,7 @@ class PreparedChunk:
     start: int
     end: int
     vector: np.ndarray
+    units: bytes | None = None  # the chunk's answer units' vectors, packed (retrieval/quantize.py)
 
 
 @dataclass
@@ -148,6 +163,7 @@ class ChunkRows:
     texts: list[str]
     starts: list[int]
     ends: list[int]
+    units: list[bytes | None] | None = None  # each chunk's packed unit vectors, when stored with its recipe
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -170,7 +186,9 @@ class WriteResult:
     added: ChunkRows
 
 
-INDEX_RECIPE = 2  # how chunks are embedded and tokenised (2: with their title); a new one re-indexes on ingest
+INDEX_RECIPE = 3  # how chunks are embedded and tokenised (2: with their title; 3: with unit vectors); a new one
+# re-indexes on ingest
+UNITS_RECIPE = 1  # how a chunk is cut into answer units; stored unit vectors of another recipe are not used
 
 
 def content_hash(doc: Document) -> str:
@@ -364,6 +382,7 @@ class SQLDocumentStore:
             if await self._generation(conn, name) is None:
                 raise NotFound(f"collection {name!r} does not exist")
             ids = list((await conn.execute(select(chunks.c.id).where(chunks.c.collection == name))).scalars())
+            await conn.execute(delete(chunk_units).where(chunk_units.c.collection == name))
             await conn.execute(delete(chunks).where(chunks.c.collection == name))
             await conn.execute(delete(documents).where(documents.c.collection == name))
             await conn.execute(delete(collections).where(collections.c.name == name))
@@ -389,7 +408,10 @@ class SQLDocumentStore:
         for i in range(0, len(doc_ids), 500):
             batch = doc_ids[i : i + 500]
             where = (chunks.c.collection == collection) & chunks.c.doc_id.in_(batch)
-            removed.extend((await conn.execute(select(chunks.c.id).where(where))).scalars())
+            ids = list((await conn.execute(select(chunks.c.id).where(where))).scalars())
+            removed.extend(ids)
+            for j in range(0, len(ids), 1000):
+                await conn.execute(delete(chunk_units).where(chunk_units.c.chunk_id.in_(ids[j : j + 1000])))
             await conn.execute(delete(chunks).where(where))
             await conn.execute(
                 delete(documents).where(documents.c.collection == collection, documents.c.doc_id.in_(batch))
@@ -450,8 +472,15 @@ class SQLDocumentStore:
                     insert(chunks).returning(chunks.c.id, sort_by_parameter_order=True), rows[i : i + 1000]
                 )
                 added.extend(result.scalars())
+            flat = [(p, c) for p in docs for c in p.chunks]
+            units = [
+                {"chunk_id": chunk_id, "collection": collection, "recipe": UNITS_RECIPE, "vectors": c.units}
+                for chunk_id, (_, c) in zip(added, flat, strict=True)
+                if c.units is not None
+            ]
+            for i in range(0, len(units), 1000):
+                await conn.execute(insert(chunk_units), units[i : i + 1000])
             await self._log_change(conn, collection, Change(generation, added, removed))
-        flat = [(p, c) for p in docs for c in p.chunks]
         added_rows = ChunkRows(
             ids=np.asarray(added, np.int64),
             vectors=np.stack([c.vector for _, c in flat]).astype(np.float32) if flat else None,
@@ -460,6 +489,7 @@ class SQLDocumentStore:
             texts=[c.text for _, c in flat],
             starts=[c.start for _, c in flat],
             ends=[c.end for _, c in flat],
+            units=[c.units for _, c in flat],
         )
         return WriteResult(generation, removed, added_rows)
 
@@ -549,12 +579,13 @@ class SQLDocumentStore:
     async def chunk_rows(self, collection: str, ids: list[int] | None, dim: int | None) -> ChunkRows:
         """The collection's chunks (all, or those of ``ids`` that still exist) with their titles, and their
         vectors when ``dim`` is given: one statement, or one per 1,000 ids."""
-        columns = [chunks.c.id, chunks.c.doc_id, documents.c.title, chunks.c.text, chunks.c.start, chunks.c.end]
+        units = case((chunk_units.c.recipe == UNITS_RECIPE, chunk_units.c.vectors), else_=None)
+        columns = [chunks.c.id, chunks.c.doc_id, documents.c.title, chunks.c.text, chunks.c.start, chunks.c.end, units]
         if dim is not None:
             columns.append(chunks.c.vector)
         joined = chunks.join(
             documents, (documents.c.collection == chunks.c.collection) & (documents.c.doc_id == chunks.c.doc_id)
-        )
+        ).outerjoin(chunk_units, chunk_units.c.chunk_id == chunks.c.id)
         query = select(*columns).select_from(joined).where(chunks.c.collection == collection).order_by(chunks.c.id)
         rows: list[Any] = []
         async with self.engine.connect() as conn:
@@ -565,7 +596,7 @@ class SQLDocumentStore:
                     rows.extend((await conn.execute(query.where(chunks.c.id.in_(ids[i : i + 1000])))).all())
         vectors = None
         if dim is not None:
-            vectors = np.frombuffer(b"".join(r[6] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            vectors = np.frombuffer(b"".join(r[7] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return ChunkRows(
             ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
             vectors=vectors,
@@ -574,4 +605,5 @@ class SQLDocumentStore:
             texts=[r[3] for r in rows],
             starts=[r[4] for r in rows],
             ends=[r[5] for r in rows],
+            units=[r[6] for r in rows],
         )

@@ -16,6 +16,9 @@ from voicerag.pools import Pools, bearer
 PADDING_WASTE = 0.25  # the most padding a model batch may carry, as a share of its real tokens
 
 
+Spans = list[tuple[int, int]]  # character ranges of a text
+
+
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors of ``dim`` dimensions."""
 
@@ -24,6 +27,10 @@ class Embedder(Protocol):
     embed_sync: Callable[[list[str]], np.ndarray] | None  # a local model's blocking call, for worker threads
 
     async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+    async def embed_with_spans(self, texts: list[str], spans: list[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector, and a vector for each of its spans (rows of zeros where a span has none)."""
+        ...
 
 
 class OnnxMiniLMEmbedder:
@@ -61,9 +68,16 @@ class OnnxMiniLMEmbedder:
 
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         """Embed on the calling thread (for scripts and worker threads)."""
+        return self.embed_spans_sync(texts, None)[0]
+
+    def embed_spans_sync(self, texts: list[str], spans: list[Spans] | None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector and, from the same forward pass, each span's: the mean of the token states that
+        fall inside it, in the context of the whole text (no extra model call). A span past the model's 256
+        tokens is embedded on its own."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pooled_spans = [np.zeros((len(s), self.dim), np.float32) for s in spans] if spans is not None else []
         if not texts:
-            return out
+            return out, pooled_spans
         encodings = self.tokenizer.encode_batch(texts)
         for idx in padded_batches([len(e.ids) for e in encodings], self.batch_size):
             width = len(encodings[idx[-1]].ids)
@@ -81,7 +95,29 @@ class OnnxMiniLMEmbedder:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             out[idx] = pooled
-        return out
+            if spans is not None:
+                for row, i in enumerate(idx):
+                    _pool_spans(hidden[row], encodings[i].offsets, spans[i], pooled_spans[i])
+        if spans is not None:  # spans past the model's 256 tokens: embedded on their own, in one more pass
+            cut = [(i, n) for i, rows in enumerate(pooled_spans) for n, row in enumerate(rows) if not row.any()]
+            if cut:
+                alone = self.embed_spans_sync([texts[i][slice(*spans[i][n])] for i, n in cut], None)[0]
+                for (i, n), vector in zip(cut, alone, strict=True):
+                    pooled_spans[i][n] = vector
+        return out, pooled_spans
+
+    async def embed_with_spans(self, texts: list[str], spans: list[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """In steps of a few model batches, like ``embed``."""
+        step = self.batch_size * 4
+        vectors, pooled = [], []
+        for start in range(0, max(len(texts), 1), step):
+            async with self.cpu_limit:
+                part = await asyncio.to_thread(
+                    self.embed_spans_sync, texts[start : start + step], spans[start : start + step]
+                )
+            vectors.append(part[0])
+            pooled.extend(part[1])
+        return (np.concatenate(vectors) if len(vectors) > 1 else vectors[0]), pooled
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         """In steps of a few model batches, so a cancelled request stops after the step in progress."""
@@ -91,6 +127,20 @@ class OnnxMiniLMEmbedder:
             async with self.cpu_limit:
                 parts.append(await asyncio.to_thread(self.embed_sync, texts[start : start + step]))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _pool_spans(hidden: np.ndarray, offsets: list[tuple[int, int]], spans: Spans, out: np.ndarray) -> None:
+    """Mean of the token states inside each span, L2-normalised, into ``out``'s rows."""
+    if not spans:
+        return
+    starts = np.fromiter((a for a, _ in offsets), dtype=np.int64, count=len(offsets))
+    ends = np.fromiter((b for _, b in offsets), dtype=np.int64, count=len(offsets))
+    real = ends > starts  # special tokens have empty offsets
+    for n, (start, end) in enumerate(spans):
+        inside = real & (starts >= start) & (ends <= end)
+        if inside.any():
+            vector = hidden[: len(offsets)][inside].mean(axis=0)
+            out[n] = vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 def padded_batches(lengths: list[int], batch_size: int, waste: float = PADDING_WASTE) -> list[list[int]]:
@@ -130,6 +180,16 @@ class OpenAIEmbedder:
         vectors = np.concatenate(results) if results else np.zeros((0, self.dim), np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    async def embed_with_spans(self, texts: list[str], spans: list[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A remote model has no token states to pool: each span's text is embedded too, in the same batches."""
+        pieces = [text[a:b] for text, text_spans in zip(texts, spans, strict=True) for a, b in text_spans]
+        vectors = await self.embed([*texts, *pieces])
+        out, cursor = [], len(texts)
+        for text_spans in spans:
+            out.append(vectors[cursor : cursor + len(text_spans)])
+            cursor += len(text_spans)
+        return vectors[: len(texts)], out
 
     async def _embed_batch(self, texts: list[str]) -> np.ndarray:
         response = await self.pools.request(

@@ -58,6 +58,12 @@ class ChunkInfo:
     text: str | None
     start: int
     end: int
+    units: bytes | None = None  # its answer units' vectors, packed; None over the budget or when not stored
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds against the read model's text budget."""
+        return (len(self.text) if self.text is not None else 0) + (len(self.units) if self.units is not None else 0)
 
 
 @dataclass
@@ -363,23 +369,31 @@ class Retriever:
             state.pending.append((removed, new.ids, vectors))
         for chunk_id in removed.tolist():
             info = state.chunks.pop(chunk_id, None)
-            if info is not None and info.text is not None:
-                self.text_bytes -= len(info.text)
+            if info is not None:
+                self.text_bytes -= info.size
         state.generation = generation
         self._maybe_rebuild(state)
         self._schedule_save(state)
 
     def _add_chunks(self, state: CollectionState, rows: ChunkRows) -> None:
+        """Chunks into the read model, with their texts and unit vectors while the text budget allows."""
         for i, chunk_id in enumerate(rows.ids.tolist()):
             text: str | None = rows.texts[i]
-            if self.text_bytes + len(text) > self.text_budget_bytes:
-                text = None
-            else:
-                self.text_bytes += len(text)
-            state.chunks[chunk_id] = ChunkInfo(rows.doc_ids[i], rows.titles[i], text, rows.starts[i], rows.ends[i])
+            units = rows.units[i] if rows.units is not None else None
+            info = ChunkInfo(rows.doc_ids[i], rows.titles[i], text, rows.starts[i], rows.ends[i], units)
+            if self.text_bytes + info.size > self.text_budget_bytes:
+                info = ChunkInfo(info.doc_id, info.title, None, info.start, info.end)
+            self.text_bytes += info.size
+            state.chunks[chunk_id] = info
+
+    def unit_vectors(self, collection: str, chunk_id: int) -> bytes | None:
+        """A chunk's packed answer-unit vectors, if the read model holds them."""
+        state = self._states.get(collection)
+        info = state.chunks.get(chunk_id) if state is not None else None
+        return info.units if info is not None else None
 
     def _drop_texts(self, state: CollectionState) -> None:
-        self.text_bytes -= sum(len(c.text) for c in state.chunks.values() if c.text is not None)
+        self.text_bytes -= sum(c.size for c in state.chunks.values())
 
     # ---- dense index kind -------------------------------------------------------------------------------
 
@@ -501,6 +515,7 @@ def _select(rows: ChunkRows, keep: np.ndarray) -> ChunkRows:
         texts=[rows.texts[i] for i in picked],
         starts=[rows.starts[i] for i in picked],
         ends=[rows.ends[i] for i in picked],
+        units=None if rows.units is None else [rows.units[i] for i in picked],
     )
 
 

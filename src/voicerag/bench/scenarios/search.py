@@ -54,6 +54,13 @@ async def in_process(
             for mode in ("dense", "lexical", "hybrid"):
                 call = lambda i, mode=mode: rag.pipeline.search(sample[i], ["bench"], mode, 10, use_cache=False)  # noqa: E731
                 record(f"search_{mode}_cold", *await run_clients(call, len(sample), 1))
+            k = rag.settings.top_k
+            hits = [await rag.pipeline.search(q, ["bench"], "hybrid", k, use_cache=False) for q in sample]
+
+            async def answer_step(i: int) -> None:  # what an uncached ask adds to its search
+                await rag.pipeline.extract(sample[i], hits[i], use_cache=False)
+
+            record("answer_step", *await run_clients(answer_step, len(sample), 1))
             scenarios.update(lexical_after_change(index.lexical, sample))
             scenarios.update(full_collection_pauses())
         if config.wants("index"):
