@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from voicerag.answer.extractive import Extract, ExtractiveGenerator
+from voicerag.answer.extractive import NO_ANSWER, Extract, ExtractiveGenerator
+from voicerag.answer.llm import keep_known_citations, says_not_found
 from voicerag.answer.types import Answer, Generator, Source
 from voicerag.answer.units import answer_units
 from voicerag.cache.semantic import SemanticIndex
@@ -361,6 +362,10 @@ class Pipeline:
                     answer.fallback_reason = exc.detail
                     yield Fallback(exc.detail, extract.text)
         answer.text = "".join(pieces).strip()
+        if answer.generator == "llm":
+            answer.text = keep_known_citations(answer.text, len(sources))
+            if says_not_found(answer.text):  # the model read the sources and found no answer: say so plainly
+                answer.found, answer.text = False, NO_ANSWER
         answer.timings_ms = timings | {"total": round((time.perf_counter() - started) * 1000, 3)}
         if not answer.fallback:
             await self.cache.set("answer", key, _answer_to(answer), tags=tags)

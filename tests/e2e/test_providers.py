@@ -7,6 +7,7 @@ import pytest
 from tests.e2e.fake_openai import Behaviour, create_fake_openai
 from tests.helpers import serve
 from voicerag import VoiceRAG
+from voicerag.answer.extractive import NO_ANSWER
 from voicerag.events import Delta, Done
 
 
@@ -35,6 +36,19 @@ async def test_llm_answer_streams_and_is_grounded(provider, make_settings, facts
         assert behaviour.headers[-1]["authorization"] == "Bearer sk-test"
         cached = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
         assert cached.cached and len(behaviour.requests) == 1
+
+
+async def test_llm_citations_are_checked_and_its_not_found_is_an_abstention(provider, make_settings, facts) -> None:
+    behaviour, url = provider
+    settings = make_settings(generator="llm", llm_base_url=url, llm_model="tiny", cache_enabled=False)
+    async with await VoiceRAG.open(settings) as rag:
+        await rag.ingest("kb", facts)
+        behaviour.reply = "The Eiffel Tower was completed in 1889 [1] [9]."  # there is no ninth source
+        answer = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+        assert answer.found and answer.text == "The Eiffel Tower was completed in 1889 [1]."
+        behaviour.reply = "I could not find that in the provided sources."
+        answer = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+        assert not answer.found and answer.text == NO_ANSWER and answer.generator == "llm"
 
 
 async def test_llm_timeout_falls_back_to_extractive(provider, make_settings, facts) -> None:

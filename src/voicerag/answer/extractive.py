@@ -18,7 +18,10 @@ NO_ANSWER = "I could not find that in your documents."
 # Words that shape a question but are not what it asks about: passages rarely hold them (the lexical stopword
 # list is short) and an idf weighs unseen words most, so how much of a question a source covers leaves them out.
 QUESTION_WORDS = frozenset(
-    tokenize("how what when where who whom whose which why do does did can could would should may might were you me")
+    tokenize(
+        "how what when where who whom whose which why do does did can could would should may might were you me "
+        "whenever wherever whatever however whoever tell please know"
+    )
 )
 
 
@@ -54,6 +57,21 @@ _VALUE = re.compile(
 _LIST = re.compile(r"\b(?:which|what)\b(?:\s+\w+){0,3}?\s+(?:\w+s|are|does .* (?:offer|provide|support))\b", re.I)
 _CODEISH = re.compile(r"`|\w_\w|\w=|\(\)|--\w|\b[A-Z]{3,}\b|\w\.\w+\(|[a-z][A-Z]")
 _NUMBER = re.compile(r"\d")
+
+
+_IDENTIFIER_BREAK = re.compile(r"_+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def words_of(text: str) -> list[str]:
+    """The text's search tokens, and the words inside its identifiers too: ``raise_server_exceptions`` and
+    ``TestClient`` also count as "raise server exceptions" and "test client" (how-to questions name an option in
+    words)."""
+    tokens = tokenize(text)
+    split = _IDENTIFIER_BREAK.sub(" ", text)
+    if split == text:
+        return tokens
+    seen = set(tokens)
+    return tokens + [t for t in tokenize(split) if t not in seen]
 
 
 def question_shape(question: str) -> dict[str, float]:
@@ -149,7 +167,7 @@ class ExtractiveGenerator:
         sims = sorted((c.similarity for c in candidates), reverse=True)
         features = {
             "similarity": sims[0],
-            "similarity_gap": sims[0] - (sims[1] if len(sims) > 1 else 0.0),
+            "similarity_gap": sims[0] - sims[1] if len(sims) > 1 else 0.0,  # one candidate: no margin to weigh
             "chosen_similarity": ranked[0].similarity,
             "overlap": max(c.overlap for c in candidates),
             "covered": sum(1 for t in q_set if t in df) / max(1, len(q_set)),
@@ -186,11 +204,11 @@ class ExtractiveGenerator:
     ) -> tuple[list[_Candidate], dict[str, int], dict[str, float], list[float]]:
         """Every candidate unit scored by the unit ranker (``score``, with the ``features`` it rests on); also the
         units' document frequencies, idf, and each source's coverage of the question."""
-        q_tokens = tokenize(question)
+        q_tokens = words_of(question)
         candidates = self._candidates(sources)
         q_set = set(q_tokens)
         n = len(candidates)
-        token_lists = [tokenize(c.unit.text) for c in candidates]
+        token_lists = [words_of(c.unit.text) for c in candidates]
         df: dict[str, int] = {}
         for tokens in token_lists:
             for t in set(tokens):
@@ -208,7 +226,7 @@ class ExtractiveGenerator:
             bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False))) / max(1, len(q_bigrams))
             lexical = candidate.overlap + 0.3 * bigrams
             candidate.similarity = float(similarities[i]) if similarities is not None else lexical
-            context = set(tokenize(candidate.unit.context)) if candidate.unit.context else set()
+            context = set(words_of(candidate.unit.context)) if candidate.unit.context else set()
             order = positions.get(candidate.source.n, 0)
             positions[candidate.source.n] = order + 1
             candidate.features = unit_features(
@@ -263,37 +281,37 @@ class ExtractiveGenerator:
 _MEAN = {
     "similarity": 0.5954,
     "similarity_gap": 0.04,
-    "chosen_similarity": 0.5626,
-    "overlap": 0.3038,
-    "covered": 0.7131,
+    "chosen_similarity": 0.5621,
+    "overlap": 0.3042,
+    "covered": 0.7134,
     "dense": 0.5482,
-    "source_coverage": 0.6428,
-    "top_source_coverage": 0.5956,
-    "best_unit_score": 6.3819,
+    "source_coverage": 0.6415,
+    "top_source_coverage": 0.5942,
+    "best_unit_score": 6.4936,
 }
 _SCALE = {
     "similarity": 0.1119,
     "similarity_gap": 0.041,
-    "chosen_similarity": 0.1304,
-    "overlap": 0.1232,
+    "chosen_similarity": 0.1308,
+    "overlap": 0.1229,
     "covered": 0.1815,
     "dense": 0.1453,
-    "source_coverage": 0.2282,
-    "top_source_coverage": 0.2545,
-    "best_unit_score": 1.0492,
+    "source_coverage": 0.2278,
+    "top_source_coverage": 0.2542,
+    "best_unit_score": 1.0568,
 }
 _WEIGHT = {
-    "similarity": 0.244,
-    "similarity_gap": -0.173,
-    "chosen_similarity": 0.492,
-    "overlap": 0.184,
-    "covered": -0.171,
-    "dense": -0.141,
-    "source_coverage": 0.395,
-    "top_source_coverage": 0.68,
-    "best_unit_score": 0.095,
+    "similarity": 0.295,
+    "similarity_gap": -0.162,
+    "chosen_similarity": 0.423,
+    "overlap": 0.18,
+    "covered": -0.188,
+    "dense": -0.137,
+    "source_coverage": 0.5,
+    "top_source_coverage": 0.603,
+    "best_unit_score": 0.09,
 }
-_BIAS = 0.221
+_BIAS = 0.225
 
 
 # Which unit answers: a linear score over ``unit_features``, fit listwise (per question, a softmax over its units)
@@ -301,25 +319,25 @@ _BIAS = 0.221
 # answer), by scripts/fit_answer_ranker.py, whose output (leave-one-project-out figures too) is committed as
 # benchmarks/quality/answer_ranker_fit.txt.
 _UNIT_WEIGHT: dict[str, float] = {
-    "similarity": 1.855,
-    "overlap": 2.969,
-    "bigrams": 2.05,
-    "context_overlap": 0.147,
-    "rank": 1.441,
-    "source_share": 1.827,
-    "order": -0.419,
-    "length": 0.779,
-    "novel": -1.436,
-    "ends_colon": -0.15,
-    "is_question": -0.68,
-    "kind_list": 0.26,
-    "kind_item": -0.168,
-    "kind_row": -0.098,
-    "kind_code": 0.004,
-    "how_code": 0.662,
-    "value_number": 1.212,
-    "list_list": 0.523,
-    "similarity_gap": 1.855,
+    "similarity": 1.86,
+    "overlap": 3.046,
+    "bigrams": 2.016,
+    "context_overlap": 0.16,
+    "rank": 1.426,
+    "source_share": 1.818,
+    "order": -0.414,
+    "length": 0.821,
+    "novel": -1.465,
+    "ends_colon": -0.162,
+    "is_question": -0.678,
+    "kind_list": 0.224,
+    "kind_item": -0.264,
+    "kind_row": -0.124,
+    "kind_code": -0.07,
+    "how_code": 0.656,
+    "value_number": 1.21,
+    "list_list": 0.529,
+    "similarity_gap": 1.86,
 }
 
 

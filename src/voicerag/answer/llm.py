@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -18,6 +19,22 @@ SYSTEM_PROMPT = (
     "If the sources do not contain the answer, say that you could not find it in the documents. "
     "Be brief: at most three sentences."
 )
+_CITATION = re.compile(r"\s?\[(\d+)\]")
+_NOT_FOUND = re.compile(
+    r"\b(?:could not|couldn't|can ?not|can't|unable to) (?:find|answer|determine)|\bno information\b|"
+    r"\b(?:do|does) not (?:contain|mention|say|provide)|\bnot (?:mentioned|found|provided|stated) in\b",
+    re.IGNORECASE,
+)
+
+
+def keep_known_citations(text: str, sources: int) -> str:
+    """The answer with citation marks that name no source (``[7]`` of five) taken out."""
+    return _CITATION.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= sources else "", text)
+
+
+def says_not_found(text: str) -> bool:
+    """Whether a model's answer says the sources do not hold the answer (and cites none of them)."""
+    return bool(_NOT_FOUND.search(text)) and not _CITATION.search(text)
 
 
 def build_messages(question: str, sources: list[Source]) -> list[dict[str, str]]:

@@ -18,12 +18,18 @@ from voicerag.cli.common import (
     print_json,
     progress_bar,
     run_with_rag,
+    settings_or_exit,
 )
 
 # ---- eval --------------------------------------------------------------------------------------------------
 
 
-def _evaluate(label: str, quiet: bool, evaluate: Callable[[Any, Callable[[int, int], None]], Awaitable[Any]]) -> Any:
+def _evaluate(
+    label: str,
+    quiet: bool,
+    evaluate: Callable[[Any, Callable[[int, int], None]], Awaitable[Any]],
+    settings: Any = None,
+) -> Any:
     """Run ``evaluate(rag, progress)`` with a progress bar of ``label`` (hidden when ``quiet``)."""
 
     async def work(rag: Any) -> Any:
@@ -31,7 +37,7 @@ def _evaluate(label: str, quiet: bool, evaluate: Callable[[Any, Callable[[int, i
             task = bar.add_task("eval", total=None)
             return await evaluate(rag, lambda done, total: bar.update(task, completed=done, total=total))
 
-    return run_with_rag(work)
+    return run_with_rag(work, settings)
 
 
 @eval_app.command("retrieval")
@@ -73,6 +79,10 @@ def eval_answers(
     limit: Annotated[int, typer.Option(help="questions sampled evenly across the set (0: all)")] = 500,
     offset: Annotated[int, typer.Option(help="start the even sample here (another offset: a disjoint sample)")] = 0,
     cases: Annotated[bool, typer.Option("--cases", help="add each case's features to the JSON", metavar="")] = False,
+    generator: Annotated[
+        Literal["extractive", "llm"] | None,
+        typer.Option(help="documentation set: answer with this generator (llm: LLM_BASE_URL, LLM_MODEL)"),
+    ] = None,
     mode: Mode = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -84,8 +94,15 @@ def eval_answers(
     from voicerag.evaluation.docs import evaluate_docs_answers, is_docs_set
 
     if is_docs_set(folder):
+        overrides = {"generator": generator, "cache_enabled": False} if generator else {}
+        settings = settings_or_exit(**overrides) if overrides else None
         result = _evaluate(
-            "questions", as_json, lambda rag, progress: evaluate_docs_answers(rag, folder, mode, progress, cases)
+            "questions",
+            as_json,
+            lambda rag, progress: evaluate_docs_answers(
+                rag, folder, mode, progress, cases, limit=limit if generator == "llm" else 0
+            ),
+            settings,
         )
         if as_json:
             print_json(result)

@@ -72,12 +72,18 @@ async def evaluate_docs_answers(
     progress: Callable[[int, int], None] | None = None,
     with_cases: bool = False,
     collection: str = "eval-docs",
+    limit: int = 0,
 ) -> dict[str, Any]:
     """Accuracy on answerable questions (overall and per kind), abstention precision and recall, the false
-    abstention rate, answers holding markup, and the answer step's time beside the search's (p50/p95)."""
+    abstention rate, answers holding markup, and the answer step's time beside the search's (p50/p95).
+    With the LLM generator configured, each question is asked whole (search, extractive check, the model's
+    answer) and its answer scored; ``limit`` samples that many questions evenly (0: all)."""
     if not is_docs_set(folder):
         raise InvalidInput(f"{folder}: a documentation set needs corpus/ and questions.jsonl")
     questions = load_questions(folder)
+    if limit and limit < len(questions):
+        questions = questions[:: len(questions) // limit][:limit]
+    llm = rag.pipeline.generator.name == "llm"
     skipped: list[dict[str, str]] = []
     documents = load_paths([folder / "corpus"], skipped)
     await rag.ingest(collection, documents)
@@ -95,6 +101,13 @@ async def evaluate_docs_answers(
         search_ms.append((searched - started) * 1000)
         answer_ms.append((time.perf_counter() - searched) * 1000)
         found = extract.confidence >= threshold
+        if llm:  # the whole ask, as a user gets it: the model's answer, or the extractive one it fell back to
+            asked = time.perf_counter()
+            answer = await rag.pipeline.ask(q["question"], [collection], mode, k)
+            answer_ms[-1] = (time.perf_counter() - asked) * 1000
+            extract.text, found = answer.text, answer.found
+            extract.confidence = answer.confidence if answer.found else -1.0
+            extract.features = extract.features | {"fallback": float(answer.fallback)}
         gold = q.get("gold_file")
         cases.append(
             {
@@ -120,6 +133,8 @@ async def evaluate_docs_answers(
         "questions": len(questions),
         "k": k,
         "mode": mode or rag.settings.search_mode,
+        "generator": rag.pipeline.generator.name,
+        "llm_fallbacks": sum(1 for c in cases if c["features"].get("fallback")),
         "threshold": threshold,
         **score_docs_cases(cases, threshold),
         "sweep": [score_docs_cases(cases, t, brief=True) for t in [round(0.05 * i, 2) for i in range(1, 20)]],
