@@ -38,6 +38,10 @@ class NotFound(VoiceRAGError):
     title = "Not found"
 
 
+class UnknownCollection(NotFound):
+    """A collection that the store does not hold (the CLI then says which store it looked in)."""
+
+
 class UpstreamError(VoiceRAGError):
     status = 502
     title = "Upstream provider failed"

@@ -118,3 +118,22 @@ async def test_spoken_sentences_are_cached_per_key(keyed) -> None:
             assert spoken.status_code == 200
         tts = (await client.get("/v1/cache/stats", headers=bearer(keys["root"]))).json()["tts"]
         assert (tts["hits"], tts["misses"]) == (1, 2)  # alice's second request; bob computed his own
+
+
+async def test_answer_audio_plays_only_for_the_key_that_asked(keyed) -> None:
+    from tests.helpers import spoken_wav
+
+    settings, url, keys = keyed
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        asked = await client.post(
+            "/v1/voice/ask",
+            files={"file": ("q.wav", spoken_wav("When was the Eiffel Tower completed?"), "audio/wav")},
+            data={"collection": "kb"},
+            headers=bearer(keys["alice"]),
+        )
+        assert asked.status_code == 200, asked.text
+        link = asked.json()["audio"]["url"]
+        assert (await client.get(link, headers=bearer(keys["alice"]))).status_code == 200
+        for other in ("bob", "root"):  # another tenant's key, even an admin's, gets nothing
+            stranger = await client.get(link, headers=bearer(keys[other]))
+            assert stranger.status_code == 404 and "for the key that asked" in stranger.json()["detail"]

@@ -52,6 +52,8 @@ async def test_live_configuration_over_http_and_the_cli(admin_server, caplog) ->
             "started_with": None,
         }
         assert shown["db_pool_size"]["live"] is False
+        assert shown["api_key_cache_s"]["value"] == 0  # a number about keys, not a credential: shown
+        assert shown["llm_api_key"]["value"] is None  # a credential: only ever "(set)" or None
 
         changed = await client.patch(
             "/v1/admin/config",

@@ -40,7 +40,7 @@ from voicerag.app import VoiceRAG
 from voicerag.auth import ANONYMOUS, Principal
 from voicerag.config import ConfigError
 from voicerag.documents.loaders import Document, load_bytes
-from voicerag.errors import InvalidInput, NotFound, TooLarge, Unauthorized, VoiceRAGError
+from voicerag.errors import InvalidInput, TooLarge, Unauthorized, UnknownCollection, VoiceRAGError
 from voicerag.operations.memory import memory_report
 
 
@@ -165,7 +165,7 @@ async def get_collection(name: str, rag: Rag, caller: Caller) -> CollectionOut:
     for c in await rag.list_collections():
         if c["name"] == name:
             return CollectionOut.model_validate(c)
-    raise NotFound(f"collection {name!r} does not exist")
+    raise UnknownCollection(f"collection {name!r} does not exist")
 
 
 @router.put("/v1/collections/{name}", tags=["documents"], status_code=201)

@@ -69,7 +69,7 @@ async def voice_ask(
     if inline_audio:
         audio["base64"] = base64.b64encode(encode_audio(speech.pcm, speech.sample_rate, audio_format)).decode()
     else:
-        audio["url"] = f"/v1/voice/audio/{await rag.speech.keep_clip(speech)}?format={audio_format}"
+        audio["url"] = f"/v1/voice/audio/{await rag.speech.keep_clip(speech, caller.name)}?format={audio_format}"
         audio["expires_in_s"] = CLIP_TTL_S
     timings["total"] = round((time.perf_counter() - started) * 1000, 3)
     return {"transcript": transcript.to_json(), **answer, "audio": audio, "timings_ms": timings}
@@ -77,10 +77,14 @@ async def voice_ask(
 
 @router.get("/v1/voice/audio/{token}", tags=["voice"], response_class=Response, responses=AUDIO_RESPONSES)
 async def voice_audio(
-    rag: Rag, token: Annotated[str, Path(max_length=64)], format: Annotated[AudioFormat, Query()] = "wav"
+    rag: Rag,
+    caller: Caller,
+    token: Annotated[str, Path(max_length=64)],
+    format: Annotated[AudioFormat, Query()] = "wav",
 ) -> Response:
-    """An answer's audio from /v1/voice/ask (``audio.url``): an opaque link that works for 10 minutes."""
-    return _audio_response(await rag.speech.clip(token), format)
+    """An answer's audio from /v1/voice/ask (``audio.url``): an opaque link that works for 10 minutes, for the
+    key that asked."""
+    return _audio_response(await rag.speech.clip(token, caller.name), format)
 
 
 @router.get("/v1/voice/speech", tags=["voice"], response_class=Response, responses=AUDIO_RESPONSES)

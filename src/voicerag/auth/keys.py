@@ -54,7 +54,16 @@ class KeyRecord:
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked": self.revoked,
+            "state": self.state(),
         }
+
+    def state(self, now: datetime | None = None) -> str:
+        """revoked, expired or active."""
+        if self.revoked:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC)):
+            return "expired"
+        return "active"
 
 
 def _hash(key: str) -> str:
@@ -127,7 +136,7 @@ class ApiKeys:
         async with self.engine.begin() as conn:
             result = await conn.execute(update(api_keys).where(api_keys.c.name == name).values(revoked=True))
         if not result.rowcount:
-            raise NotFound(f"no key is named {name!r}")
+            raise NotFound(f"no key is named {name!r}; 'voicerag keys list' shows the keys")
         self._loaded_at = None  # this process sees the revocation at once
 
     async def any_active(self) -> bool:

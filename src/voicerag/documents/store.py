@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voicerag.documents.chunking import indexed_text
 from voicerag.documents.loaders import Document
-from voicerag.errors import NotFound
+from voicerag.errors import NotFound, UnknownCollection
 
 metadata = MetaData()
 
@@ -380,7 +380,7 @@ class SQLDocumentStore:
     async def delete_collection(self, name: str) -> list[int]:
         async with self.engine.begin() as conn:
             if await self._generation(conn, name) is None:
-                raise NotFound(f"collection {name!r} does not exist")
+                raise UnknownCollection(f"collection {name!r} does not exist")
             ids = list((await conn.execute(select(chunks.c.id).where(chunks.c.collection == name))).scalars())
             await conn.execute(delete(chunk_units).where(chunk_units.c.collection == name))
             await conn.execute(delete(chunks).where(chunks.c.collection == name))
@@ -427,7 +427,7 @@ class SQLDocumentStore:
         )
         generation = result.scalar_one_or_none()
         if generation is None:
-            raise NotFound(f"collection {collection!r} does not exist")
+            raise UnknownCollection(f"collection {collection!r} does not exist")
         return int(generation)
 
     async def write_documents(self, collection: str, docs: list[PreparedDocument]) -> WriteResult:

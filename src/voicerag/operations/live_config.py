@@ -59,7 +59,12 @@ LIVE: dict[str, str] = {
     "sync_interval_s": "how often generations are compared with the store",
     **{name: "alert threshold or window" for name in Settings.model_fields if name.startswith("alert_")},
 }
-SECRET = ("api_key",)  # settings whose names contain this are shown as set or not, never their value
+
+
+def is_secret(name: str) -> bool:
+    """Settings that hold a credential (``*_api_key``, ``database_url``/``redis_url`` with a password) are shown
+    as set or not, never their value; ``api_key_cache_s`` and ``require_api_key`` are not credentials."""
+    return name.endswith("_api_key") or name in ("database_url", "redis_url")
 
 
 @dataclass
@@ -241,7 +246,7 @@ class LiveConfig:
 
 
 def _shown(name: str, value: Any) -> Any:
-    if any(secret in name for secret in SECRET):
+    if is_secret(name):
         return "(set)" if value else None
     return _jsonable(value)
 

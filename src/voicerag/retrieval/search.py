@@ -29,7 +29,7 @@ import numpy as np
 from voicerag.config import SearchMode
 from voicerag.documents.changes import ChangeFeed
 from voicerag.documents.store import ChunkRows, DocumentStore, WriteResult
-from voicerag.errors import InvalidInput, NotFound
+from voicerag.errors import InvalidInput, NotFound, UnknownCollection
 from voicerag.retrieval.index import DenseBackend, VectorIndex, blocking_io
 from voicerag.retrieval.lexical import BM25Index
 from voicerag.retrieval.snapshot import load_snapshot, save_snapshot
@@ -132,7 +132,9 @@ class Retriever:
                 await self.sync(name)
                 state = self._states.get(name)
                 if state is None:
-                    raise NotFound(f"collection {name!r} does not exist; create it by ingesting documents into it")
+                    raise UnknownCollection(
+                        f"collection {name!r} does not exist; create it by ingesting documents into it"
+                    )
             out[name] = state
         return out
 
@@ -185,7 +187,7 @@ class Retriever:
         """The store's generation (a query: for the write path and document listings, not for searches)."""
         generation = await self.store.generation(name)
         if generation is None:
-            raise NotFound(f"collection {name!r} does not exist; create it by ingesting documents into it")
+            raise UnknownCollection(f"collection {name!r} does not exist; create it by ingesting documents into it")
         return generation
 
     # ---- loading ----------------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ class Retriever:
         await self.sync(name)
         current = self._states.get(name)
         if current is None:  # deleted meanwhile
-            raise NotFound(f"collection {name!r} does not exist; create it by ingesting documents into it")
+            raise UnknownCollection(f"collection {name!r} does not exist; create it by ingesting documents into it")
         return current
 
     def _build(self, name: str, rows: ChunkRows) -> tuple[VectorIndex, BM25Index]:

@@ -181,16 +181,21 @@ class SpeechService:
             if timings is not None:
                 timings["tts"] = round((time.perf_counter() - started) * 1000, 3)
 
-    async def keep_clip(self, speech: Speech) -> str:
-        """Keep an answer's audio for a few minutes under a random token (its URL says nothing of the text)."""
+    async def keep_clip(self, speech: Speech, owner: str) -> str:
+        """Keep an answer's audio for a few minutes under a random token (its URL says nothing of the text),
+        for ``owner`` (the key that asked) alone."""
         token = secrets.token_urlsafe(16)
-        await self.cache.set("clip", (token,), speech, encode=_speech_to_bytes, always=True)
+        await self.cache.set("clip", (owner, token), speech, encode=_speech_to_bytes, always=True)
         return token
 
-    async def clip(self, token: str) -> Speech:
-        speech = await self.cache.get("clip", (token,), decode=_speech_from_bytes, always=True)
+    async def clip(self, token: str, owner: str) -> Speech:
+        """The kept audio, when ``owner`` is the key it was kept for."""
+        speech = await self.cache.get("clip", (owner, token), decode=_speech_from_bytes, always=True)
         if speech is None:
-            raise NotFound("this audio link has expired (answer audio is kept for 10 minutes); ask again")
+            raise NotFound(
+                "this audio link has expired or is not this key's: answer audio is kept for 10 minutes, for the key "
+                "that asked; ask again"
+            )
         return speech
 
     async def speak(
