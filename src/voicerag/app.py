@@ -103,8 +103,9 @@ class VoiceRAG:
             await pools.aclose()
             raise
         rag = cls(settings, pools, store, embedder, retriever, cache, metrics, pipeline, ingestor)
-        rag.store_warnings = instances.warn_about_others(settings.resolved_database_url)
-        rag._registration = instances.register(settings.resolved_database_url, role)
+        names = [c["name"] for c in await store.list_collections()]
+        rag.store_warnings = instances.warn_about_others(settings.resolved_database_url, names)
+        rag._registration = instances.register(settings.resolved_database_url, role, names)
         await retriever.feed.start(retriever.on_change)
         rag._sync_task = asyncio.create_task(rag._sync_periodically())
         if pools.redis is not None:

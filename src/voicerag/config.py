@@ -83,6 +83,20 @@ class _TomlSource(PydanticBaseSettingsSource):
         return data.get("voicerag", data)
 
 
+LEGACY_DATA_DIR = Path("data")  # the default before 0.2: ./data under whatever folder a command ran from
+
+
+def default_data_dir() -> Path:
+    """Where the store lives when no setting says: one folder per user (platformdirs: ~/.local/share/voicerag
+    on Linux), so every command, the library and the server use the same store wherever they run from. A
+    ``./data`` that holds an older release's store is used instead (the CLI says so), never silently ignored."""
+    if (LEGACY_DATA_DIR / "voicerag.db").is_file():
+        return LEGACY_DATA_DIR
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("voicerag", appauthor=False))
+
+
 class Settings(BaseSettings):
     """Every knob of VoiceRAG. Defaults run fully offline on one machine."""
 
@@ -90,7 +104,10 @@ class Settings(BaseSettings):
 
     preset: Literal["development", "production", "high_performance"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    data_dir: Path = Path("./data")
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="the store: the per-user data folder, unless ./data holds an older release's store",
+    )
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite under data_dir")
     redis_url: str | None = Field(None, description="enables the Redis cache tier and cross-replica invalidation")
     host: str = "127.0.0.1"

@@ -1,6 +1,8 @@
 """Who else runs VoiceRAG on this machine, and on which store: each process that opens VoiceRAG registers its
-store under a per-user runtime directory, so a second process on a *different* SQLite file can say so (they
-share nothing: documents ingested into one are not seen by the other) instead of failing silently."""
+store and the collections in it under a per-user runtime directory, so a second process serving a collection of
+the same name from a *different* SQLite file can say so (they share nothing: documents ingested into one are
+not seen by the other) instead of failing silently. Processes on unrelated stores (another project's) are not
+reported."""
 
 from __future__ import annotations
 
@@ -28,21 +30,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def register(database_url: str, role: str) -> Path | None:
-    """Record this process's store; returns the file to remove on close (None when it could not be written)."""
+def register(database_url: str, role: str, collections: list[str] | None = None) -> Path | None:
+    """Record this process's store and its collections; returns the file to remove on close (None when it could
+    not be written)."""
     directory = registry_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{os.getpid()}.json"
-        path.write_text(json.dumps({"pid": os.getpid(), "database_url": database_url, "role": role}))
+        entry = {"pid": os.getpid(), "database_url": database_url, "role": role, "collections": collections or []}
+        path.write_text(json.dumps(entry))
         return path
     except OSError:
         return None
 
 
-def others(database_url: str) -> list[dict[str, object]]:
-    """Other live processes whose SQLite store differs from ``database_url`` (PostgreSQL stores are shared by
-    design, so they are never reported)."""
+def others(database_url: str, collections: list[str] | None = None) -> list[dict[str, object]]:
+    """Other live processes whose SQLite store differs from ``database_url`` and (when ``collections`` is
+    given) holds a collection of one of those names (PostgreSQL stores are shared by design, so they are never
+    reported)."""
     found = []
     for path in registry_dir().glob("*.json"):
         try:
@@ -56,19 +61,23 @@ def others(database_url: str) -> list[dict[str, object]]:
             path.unlink(missing_ok=True)
             continue
         url = str(entry.get("database_url", ""))
-        if url.startswith("sqlite") and database_url.startswith("sqlite") and url != database_url:
+        shared = collections is None or set(collections) & set(entry.get("collections") or [])
+        if url.startswith("sqlite") and database_url.startswith("sqlite") and url != database_url and shared:
             found.append(entry)
     return found
 
 
-def warn_about_others(database_url: str) -> list[str]:
-    """Log (and return) one warning per other process on a different SQLite store."""
-    messages = [
-        f"another VoiceRAG process (pid {o['pid']}, {o['role']}) uses the SQLite store {o['database_url']}, and this "
-        f"one uses {database_url}: they share no documents. Point both at the same VOICERAG_DATA_DIR, or use "
-        "PostgreSQL (VOICERAG_DATABASE_URL) for several processes or machines"
-        for o in others(database_url)
-    ]
-    for message in messages:
-        log.warning(message)
-    return messages
+def warn_about_others(database_url: str, collections: list[str]) -> list[str]:
+    """One short warning (logged at INFO, returned for the CLI to show) when other processes serve collections
+    of the same names from other SQLite stores; none otherwise."""
+    found = others(database_url, collections)
+    if not found:
+        return []
+    names = sorted({c for o in found for c in o.get("collections") or [] if c in collections})  # type: ignore[union-attr]
+    pids = ", ".join(str(o["pid"]) for o in found)
+    message = (
+        f"collection(s) {', '.join(names)} also exist in another store, served by pid {pids}: the two share no "
+        "documents (VOICERAG_DATA_DIR points both at one store)"
+    )
+    log.info(message)
+    return [message]

@@ -42,7 +42,9 @@ def test_health_and_readiness(client) -> None:
     assert ready["status"] == "ready" and ready["checks"]["database"]["ok"] is True
     assert ready["checks"]["indexes"]["ok"] is True
     assert "database" in ready["pools"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200  # offline: from the package
 
 
 def test_ingest_search_ask(client, facts) -> None:

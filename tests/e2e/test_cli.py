@@ -53,6 +53,21 @@ def test_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
     assert wrong_mode.returncode == 2 and "dense" in wrong_mode.stderr and "hybrid" in wrong_mode.stderr
 
 
+def test_messages_keep_their_brackets_and_lines_stay_whole(tmp_path: Path) -> None:
+    bracketed = voicerag(tmp_path, "ask", "hi", "-c", "kb[x]")
+    assert bracketed.returncode == 1 and "collection name 'kb[x]' is not allowed" in bracketed.stderr
+    version = voicerag(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("voicerag ")
+    (tmp_path / "a.md").write_text("# A\n\nThe gate opens at 7 am.\n")
+    assert voicerag(tmp_path, "ingest", str(tmp_path / "a.md"), "-c", "kb").returncode == 0
+    quiet = voicerag(tmp_path, "ask", "When does the gate open?", "-c", "kb")
+    assert "7 am" in quiet.stdout and "ms" not in quiet.stderr  # timings only with --verbose
+    verbose = voicerag(tmp_path, "ask", "When does the gate open?", "-c", "kb", "--verbose")
+    assert "total" in verbose.stderr and " ms" in verbose.stderr
+    shown = voicerag(tmp_path, "config", "show")  # a pipe is 80 columns: long values fold, nothing is cut
+    assert shown.returncode == 0 and "…" not in shown.stdout
+
+
 def test_one_bad_file_is_skipped_and_listed_strict_stores_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -126,6 +141,14 @@ def test_keys_commands_and_a_public_bind_needs_a_key(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "is not one of read:COLLECTION" in bad.stderr
     assert voicerag(tmp_path, "keys", "revoke", "ops").returncode == 0
     assert json.loads(voicerag(tmp_path, "keys", "list", "--json").stdout)["keys"][0]["revoked"] is True
+    missing = voicerag(tmp_path, "keys", "revoke", "nosuch")
+    assert missing.returncode == 1 and "no key is named 'nosuch'" in missing.stderr
+    assert "collections" not in missing.stderr  # about keys, not the store's collections
+    short = voicerag(tmp_path, "keys", "create", "--name", "brief", "--scope", "admin", "--expires-days", "0.000001")
+    assert short.returncode == 0
+    states = {k["name"]: k["state"] for k in json.loads(voicerag(tmp_path, "keys", "list", "--json").stdout)["keys"]}
+    assert states == {"ops": "revoked", "brief": "expired"}
+    assert "expired" in voicerag(tmp_path, "keys", "list").stdout
 
 
 def test_postgres_start_status_stop(tmp_path: Path) -> None:

@@ -67,3 +67,17 @@ def test_recommend_by_corpus_and_machine() -> None:
     tight = recommend(5_000_000, 4, 4)
     assert tight.index_type == "ivf"
     assert all(r for r in large.reasons)
+
+
+def test_the_default_store_is_one_per_user_unless_an_older_one_is_here(tmp_path, monkeypatch) -> None:
+    import platformdirs
+
+    from voicerag.config import LEGACY_DATA_DIR, Settings
+
+    monkeypatch.delenv("VOICERAG_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Settings().data_dir == Path(platformdirs.user_data_dir("voicerag", appauthor=False))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "voicerag.db").write_bytes(b"")  # an older release's store, found where it ran
+    assert Settings().data_dir == LEGACY_DATA_DIR
+    assert Settings(data_dir=tmp_path / "mine").data_dir == tmp_path / "mine"  # a setting always wins

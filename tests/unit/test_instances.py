@@ -16,13 +16,21 @@ def test_another_process_on_a_different_sqlite_store_is_reported(tmp_path, monke
     try:
         directory = instances.registry_dir()
         directory.mkdir(parents=True)
-        entry = {"pid": other.pid, "database_url": "sqlite+aiosqlite:////srv/a/voicerag.db", "role": "server"}
+        entry = {
+            "pid": other.pid,
+            "database_url": "sqlite+aiosqlite:////srv/a/voicerag.db",
+            "role": "server",
+            "collections": ["kb", "docs"],
+        }
         (directory / f"{other.pid}.json").write_text(json.dumps(entry))
         (directory / "999999999.json").write_text(json.dumps(entry | {"pid": 999999999}))  # gone: pruned
-        mine = instances.register("sqlite+aiosqlite:////home/me/data/voicerag.db", "cli")
+        mine = instances.register("sqlite+aiosqlite:////home/me/data/voicerag.db", "cli", ["kb"])
         assert mine is not None and mine.name == f"{os.getpid()}.json"
-        [message] = instances.warn_about_others("sqlite+aiosqlite:////home/me/data/voicerag.db")
-        assert f"pid {other.pid}" in message and "share no documents" in message and "PostgreSQL" in message
+        [message] = instances.warn_about_others("sqlite+aiosqlite:////home/me/data/voicerag.db", ["kb", "notes"])
+        assert f"pid {other.pid}" in message and "kb" in message and "docs" not in message
+        assert "share no documents" in message and len(message) < 200  # one short line
+        # another project's store, none of whose collections this one serves: nothing to say
+        assert instances.warn_about_others("sqlite+aiosqlite:////home/me/data/voicerag.db", ["notes"]) == []
         assert not (directory / "999999999.json").exists()
         assert instances.others("sqlite+aiosqlite:////srv/a/voicerag.db") == []  # the same store: fine
         assert instances.others("postgresql+asyncpg://db/x") == []

@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
         version="0.1.0",
         description="Voice-enabled retrieval-augmented question answering. Errors are application/problem+json.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the package's own copy of Swagger UI: /docs works offline
+        redoc_url=None,
     )
     config = settings or (rag.settings if rag else Settings())
     app.state.limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst)
@@ -142,9 +144,30 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
     app.include_router(openai_routes.router)
     app.include_router(voice_routes.router)
     app.include_router(voice_routes.streams)
+    _offline_docs(app)
     static = resources.files("voicerag.api") / "static"
     if (static / "index.html").is_file():
         from fastapi.staticfiles import StaticFiles
 
         app.mount("/", StaticFiles(directory=str(static), html=True), name="web")
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the swagger-ui-bundle package (no CDN), its files under /docs-assets."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def _docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )

@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from voicerag.cli.common import (
     Collections,
     JsonFlag,
     app,
     console,
+    folding_table,
     out,
     print_json,
+    say_error,
+    say_note,
 )
 from voicerag.errors import InvalidInput
 
@@ -61,14 +63,14 @@ def bench(
     from voicerag.bench.runner import run_bench
 
     if profile not in PROFILES:
-        console.print(f"[red]error:[/red] --profile must be one of {', '.join(PROFILES)}")
+        say_error(f"--profile must be one of {', '.join(PROFILES)}")
         raise typer.Exit(2)
     chosen = PROFILES[profile]
     overrides = {"synthetic": synthetic, "requests": requests, "concurrency": concurrency, "speech_clips": clips}
     chosen = dataclasses.replace(chosen, **{k: v for k, v in overrides.items() if v is not None})
     groups = set(scenarios.split(",")) if scenarios else None
     if groups and not groups <= set(SCENARIO_GROUPS):
-        console.print(f"[red]error:[/red] unknown scenarios {sorted(groups - set(SCENARIO_GROUPS))}")
+        say_error(f"unknown scenarios {sorted(groups - set(SCENARIO_GROUPS))}")
         raise typer.Exit(2)
     if speech:  # checked now, not after the other scenarios have run for minutes
         from voicerag.evaluation.stt import load_transcripts
@@ -76,7 +78,7 @@ def bench(
         try:
             load_transcripts(speech)
         except InvalidInput as error:
-            console.print(f"[red]error:[/red] --speech: {error}")
+            say_error(f"--speech: {error}")
             raise typer.Exit(2) from None
     with tempfile.TemporaryDirectory(prefix="voicerag-bench-") as scratch:
         folder = data_dir or Path(scratch)
@@ -105,7 +107,7 @@ def bench(
 
 
 def _print_bench(result: dict[str, Any]) -> None:
-    table = Table("scenario", "p50 ms", "p95 ms", "p99 ms", "max ms", "rps", "errors", "extra")
+    table = folding_table("scenario", "p50 ms", "p95 ms", "p99 ms", "max ms", "rps", "errors", "extra")
     for name, s in result["scenarios"].items():
         if "p50_ms" not in s:
             console.print(f"{name}: {json.dumps(s)}")
@@ -122,7 +124,7 @@ def _check_baseline(result: dict[str, Any], baseline: Path, quiet: bool = False)
     from voicerag.bench.regression import compare
 
     if not baseline.is_file():
-        console.print(f"[red]error:[/red] baseline {baseline} does not exist (write one with --save-baseline)")
+        say_error(f"baseline {baseline} does not exist (write one with --save-baseline)")
         raise typer.Exit(2)
     findings = compare(result, json.loads(baseline.read_text()))
     for finding in findings:
@@ -130,9 +132,9 @@ def _check_baseline(result: dict[str, Any], baseline: Path, quiet: bool = False)
             console.print(finding.describe(), style="red" if finding.regressed else None)
     regressed = [f.figure for f in findings if f.regressed]
     if regressed:
-        console.print(f"[red]regression:[/red] {', '.join(regressed)}")
+        say_error(", ".join(regressed), "regression:")
     elif not findings:
-        console.print("[yellow]the baseline shares no watched figure with this run[/yellow]")
+        say_note("the baseline shares no watched figure with this run", "yellow")
     return bool(regressed)
 
 
@@ -143,7 +145,7 @@ def bench_check(
 ) -> None:
     """Compare a saved bench report with a baseline; exit 1 naming each figure that regressed."""
     if not report.is_file():
-        console.print(f"[red]error:[/red] {report} does not exist")
+        say_error(f"{report} does not exist")
         raise typer.Exit(2)
     if _check_baseline(json.loads(report.read_text()), baseline):
         raise typer.Exit(1)
@@ -197,7 +199,7 @@ def load(
     if questions:
         pool += [line.strip() for line in questions.read_text().splitlines() if line.strip()]
     if not pool:
-        console.print("[red]error:[/red] give questions with --question or --questions FILE")
+        say_error("give questions with --question or --questions FILE")
         raise typer.Exit(2)
     mix = zipf_mix(pool, 10_000, zipf)
     if duration is None and requests is None:
@@ -210,7 +212,7 @@ def load(
     result = asyncio.run(run_load(plan))
     if not as_json:
         keys = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "rps", "peak_in_flight", "statuses")
-        table = Table("figure", "value")
+        table = folding_table("figure", "value")
         for key in keys:
             table.add_row(key, str(result[key]))
         out.print(table)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from voicerag.cli.common import (
     ApiKey,
@@ -13,10 +12,11 @@ from voicerag.cli.common import (
     ServerUrl,
     cache_app,
     call_server,
-    console,
+    folding_table,
     out,
     print_json,
     run_with_rag,
+    say_note,
 )
 from voicerag.errors import InvalidInput
 
@@ -32,7 +32,7 @@ def cache_stats(url: ServerUrl = None, api_key: ApiKey = None, as_json: JsonFlag
         if as_json:
             print_json(stats)
             return
-        table = Table("policy", "hits", "misses", "hit rate", "memory bytes", "tiers")
+        table = folding_table("policy", "hits", "misses", "hit rate", "memory bytes", "tiers")
         for name, s in stats.items():
             memory = s["tiers"].get("memory", {}).get("bytes", 0)
             row = [name, str(s["hits"]), str(s["misses"]), f"{s['hit_rate']:.2%}", str(memory), ", ".join(s["tiers"])]
@@ -43,11 +43,11 @@ def cache_stats(url: ServerUrl = None, api_key: ApiKey = None, as_json: JsonFlag
     if as_json:
         print_json({"stored": stored})
         return
-    table = Table("policy", "entries per tier (this store and Redis)")
+    table = folding_table("policy", "entries per tier (this store and Redis)")
     for name, tiers in stored.items():
         table.add_row(name, ", ".join(f"{tier} {n}" for tier, n in tiers.items() if tier != "memory") or "-")
     out.print(table)
-    console.print("[dim]hits and misses: 'voicerag cache stats --url http://HOST:PORT' asks the server[/dim]")
+    say_note("hits and misses: 'voicerag cache stats --url http://HOST:PORT' asks the server", "dim")
 
 
 @cache_app.command("clear")

@@ -14,9 +14,11 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
-from voicerag.config import ConfigError, Settings, load_settings
-from voicerag.errors import NotFound, VoiceRAGError
+from voicerag.config import LEGACY_DATA_DIR, ConfigError, Settings, load_settings
+from voicerag.errors import UnknownCollection, VoiceRAGError
 
 T = TypeVar("T")
 
@@ -40,8 +42,33 @@ app.add_typer(postgres_app, name="postgres")
 keys_app = _group(help="API keys: create (shown once), list, revoke.")
 app.add_typer(keys_app, name="keys")
 
-console = Console(stderr=True, soft_wrap=True)  # messages stay whole lines (logs, pipes, tests)
-out = Console()
+# Text is printed as it is (markup off: a message that quotes "kb[x]" or "pip install 'voicerag[pgvector]'" keeps
+# its brackets), and whole lines are never wrapped (copy-paste lines, logs, pipes); styles come from Text.
+console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+out = Console(soft_wrap=True, markup=False, highlight=False)
+
+
+def say_error(message: str, label: str = "error:") -> None:
+    """One line on stderr: a red label, then the message as written."""
+    console.print(Text.assemble((label, "red"), " ", message))
+
+
+def say_warning(message: str) -> None:
+    console.print(Text.assemble(("warning:", "yellow"), " ", message))
+
+
+def say_note(message: str, style: str = "") -> None:
+    """A line on stderr in ``style``, the text as written."""
+    console.print(Text(message, style=style))
+
+
+def folding_table(*headers: str) -> Table:
+    """A table whose long values fold onto more lines instead of being cut."""
+    grid = Table()
+    for header in headers:
+        grid.add_column(header, overflow="fold")
+    return grid
+
 
 DEFAULT_COLLECTION = "docs"  # what 'make run' ingests the demo documents into
 Collections = Annotated[
@@ -61,9 +88,20 @@ Mode = Annotated[
 ]
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        out.print(f"voicerag {version('voicerag')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOICERAG_CONFIG)")] = None,
+    show_version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", is_eager=True, callback=_print_version)
+    ] = False,
 ) -> None:
     if config is not None:
         os.environ["VOICERAG_CONFIG"] = str(config)
@@ -74,7 +112,7 @@ def settings_or_exit(**overrides: Any) -> Settings:
         return load_settings(**overrides)
     except ConfigError as exc:
         for problem in exc.problems:
-            console.print(f"[red]config error:[/red] {problem}")
+            say_error(problem, "config error:")
         raise typer.Exit(2) from None
 
 
@@ -83,12 +121,19 @@ def run_with_rag(work: Callable[[Any], Awaitable[T]], settings: Settings | None 
     from voicerag.app import VoiceRAG
 
     async def runner() -> T:
-        rag = await VoiceRAG.open(settings or settings_or_exit(), role="cli")
+        chosen = settings or settings_or_exit()
+        if chosen.data_dir == LEGACY_DATA_DIR and not chosen.database_url:
+            say_note(
+                f"using the store in {LEGACY_DATA_DIR.resolve()} (an older release's default, found here); "
+                "VOICERAG_DATA_DIR chooses another",
+                "yellow",
+            )
+        rag = await VoiceRAG.open(chosen, role="cli")
         for warning in rag.store_warnings:
-            console.print(f"[yellow]warning:[/yellow] {warning}")
+            say_warning(warning)
         try:
             return await work(rag)
-        except NotFound as exc:  # say where we looked and what is there: a new, empty data dir is the usual cause
+        except UnknownCollection as exc:  # say where we looked and what it holds: an empty data dir is the usual cause
             names = [c["name"] for c in await rag.list_collections()]
             where = f"the store in {rag.settings.data_dir.resolve()}" if not rag.settings.database_url else "the store"
             held = f"it holds: {', '.join(names)}" if names else "it holds no collections yet"
@@ -103,7 +148,7 @@ def run_with_rag(work: Callable[[Any], Awaitable[T]], settings: Settings | None 
     try:
         return asyncio.run(runner())
     except VoiceRAGError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
+        say_error(f"{exc.detail}")
         raise typer.Exit(1) from None
 
 
@@ -126,13 +171,13 @@ def call_server(method: str, url: str, path: str, api_key: str | None, body: Any
     try:
         response = httpx.request(method, url.rstrip("/") + path, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
-        console.print(f"[red]error:[/red] could not reach {url}: {exc}")
+        say_error(f"could not reach {url}: {exc}")
         raise typer.Exit(1) from None
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        console.print(f"[red]error {response.status_code}:[/red] {detail}")
+        say_error(str(detail), f"error {response.status_code}:")
         raise typer.Exit(1)
     return response.json()

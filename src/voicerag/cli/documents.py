@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from voicerag.cli.common import (
     DEFAULT_COLLECTION,
@@ -19,10 +18,13 @@ from voicerag.cli.common import (
     Mode,
     app,
     console,
+    folding_table,
     out,
     print_json,
     progress_bar,
     run_with_rag,
+    say_error,
+    say_note,
     settings_or_exit,
 )
 from voicerag.errors import VoiceRAGError
@@ -109,7 +111,7 @@ def ingest(
     skipped: list[dict[str, str]] | None = None if strict else []
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        console.print(f"[red]error:[/red] no such file or folder: {', '.join(missing)}")
+        say_error(f"no such file or folder: {', '.join(missing)}")
         raise typer.Exit(2)
 
     async def work(rag: Any) -> Any:
@@ -127,7 +129,7 @@ def ingest(
     result = run_with_rag(work)
     if result is None:
         if not skipped:
-            console.print(f"[red]error:[/red] no supported files under {', '.join(map(str, paths))}")
+            say_error(f"no supported files under {', '.join(map(str, paths))}")
             raise typer.Exit(1)
         if as_json:
             print_json({"collection": collection, "documents": 0, "skipped": skipped})
@@ -147,7 +149,7 @@ def ingest(
             f"({result.docs_per_s:.1f} docs/s, {result.chunks_per_s:.1f} chunks/s)"
         )
     if skipped:
-        console.print(f"[yellow]skipped {len(skipped)} unreadable file(s):[/yellow]")
+        say_note(f"skipped {len(skipped)} unreadable file(s):", "yellow")
         for entry in skipped:
             console.print(f"  {entry['file']}: {entry['error']}")
         raise typer.Exit(1)
@@ -170,7 +172,7 @@ def search(
     if as_json:
         print_json({"query": query, "results": _source_rows(sources)})
         return
-    table = Table("#", "score", "document", "text")
+    table = folding_table("#", "score", "document", "text")
     for s in sources:
         table.add_row(str(s.n), f"{s.score:.4f}", s.document_id, s.text[:160])
     out.print(table)
@@ -182,6 +184,7 @@ def ask(
     collection: Collections = [DEFAULT_COLLECTION],  # noqa: B006
     mode: Mode = None,
     k: Annotated[int | None, typer.Option("-k", help="sources to retrieve")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also print the timings per stage")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Ask a question; prints the grounded answer and its sources."""
@@ -191,12 +194,13 @@ def ask(
         return
     out.print(answer.text)
     if answer.fallback:
-        console.print(f"[yellow](extractive fallback: {answer.fallback_reason})[/yellow]")
+        say_note(f"(extractive fallback: {answer.fallback_reason})", "yellow")
     if answer.found:
         for s in answer.sources:
             out.print(f"  [{s.n}] {s.title or s.document_id} ({s.document_id}, score {s.score:.4f})")
-    timings = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in answer.timings_ms.items())
-    console.print(f"[dim]{answer.generator}{', cached' if answer.cached else ''}: {timings}[/dim]")
+    if verbose:
+        timings = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in answer.timings_ms.items())
+        say_note(f"{answer.generator}{', cached' if answer.cached else ''}: {timings}", "dim")
 
 
 @app.command()
@@ -206,7 +210,7 @@ def collections(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json({"collections": rows})
         return
-    table = Table("collection", "documents", "chunks", "generation")
+    table = folding_table("collection", "documents", "chunks", "generation")
     for r in rows:
         table.add_row(r["name"], str(r["documents"]), str(r["chunks"]), str(r["generation"]))
     out.print(table)

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
 from voicerag.cli.common import (
     JsonFlag,
     Mode,
     eval_app,
+    folding_table,
     out,
     print_json,
     progress_bar,
@@ -59,7 +59,7 @@ def eval_retrieval(
     if as_json:
         print_json(result)
         return
-    table = Table("metric", "value")
+    table = folding_table("metric", "value")
     for key in ("queries", "ndcg@10", "recall@100", "mrr@10"):
         table.add_row(key, str(result[key]))
     table.add_row("latency p50 / p95 ms", f"{result['latency_ms']['p50']} / {result['latency_ms']['p95']}")
@@ -107,7 +107,7 @@ def eval_answers(
         if as_json:
             print_json(result)
             return
-        table = Table("metric", "value")
+        table = folding_table("metric", "value")
         for key in (
             "documents",
             "questions",
@@ -134,7 +134,7 @@ def eval_answers(
         print_json(result)
         return
     at = result["at_threshold"]
-    table = Table("metric", "value")
+    table = folding_table("metric", "value")
     table.add_row("questions (each asked answerable and unanswerable)", str(result["questions"]))
     table.add_row("gold paragraph in the sources", str(result["gold_paragraph_retrieved"]))
     table.add_row(f"accuracy at threshold {at['threshold']}", str(at["accuracy"]))
@@ -162,7 +162,7 @@ def eval_semantic_cache(
     if as_json:
         print_json(result)
         return
-    table = Table("threshold", "precision", "paraphrase hit rate", "false hit rate")
+    table = folding_table("threshold", "precision", "paraphrase hit rate", "false hit rate")
     for row in result["thresholds"]:
         table.add_row(*(str(row[k]) for k in ("threshold", "precision", "paraphrase_hit_rate", "false_hit_rate")))
     out.print(table)
@@ -188,7 +188,7 @@ def eval_stt(
     if as_json:
         print_json(result)
         return
-    table = Table("metric", "value")
+    table = folding_table("metric", "value")
     for key in ("clips", "audio_seconds", "wer", "rtf", "model"):
         table.add_row(key, str(result[key]))
     out.print(table)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from voicerag.cli.common import (
     JsonFlag,
+    folding_table,
     keys_app,
     out,
     print_json,
@@ -32,7 +33,7 @@ def keys_create(
     if as_json:
         print_json({"key": key} | record.to_json())
         return
-    out.print(f"key for [bold]{record.name}[/bold] ({', '.join(record.scopes)}); shown only now:")
+    out.print(Text.assemble("key for ", (record.name, "bold"), f" ({', '.join(record.scopes)}); shown only now:"))
     out.print(key, soft_wrap=True)
 
 
@@ -43,12 +44,10 @@ def keys_list(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json({"keys": [r.to_json() for r in records]})
         return
-    table = Table("name", "scopes", "created", "expires", "state")
+    table = folding_table("name", "scopes", "created", "expires", "state")
     for r in records:
         expires = r.expires_at.date().isoformat() if r.expires_at else "never"
-        table.add_row(
-            r.name, ", ".join(r.scopes), r.created_at.date().isoformat(), expires, "revoked" if r.revoked else "active"
-        )
+        table.add_row(r.name, ", ".join(r.scopes), r.created_at.date().isoformat(), expires, r.state())
     out.print(table)
 
 

@@ -7,7 +7,7 @@ import os
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from voicerag.cli.common import (
     ApiKey,
@@ -15,9 +15,10 @@ from voicerag.cli.common import (
     ServerUrl,
     call_server,
     config_app,
-    console,
+    folding_table,
     out,
     print_json,
+    say_error,
     settings_or_exit,
 )
 from voicerag.config import recommend
@@ -27,7 +28,7 @@ from voicerag.config import recommend
 def config_show(url: ServerUrl = None, api_key: ApiKey = None, as_json: JsonFlag = False) -> None:
     """Print the settings (secrets hidden): this machine's, or with --url a running server's, marking what
     was changed at run time and by whom; 'restart' marks settings that cannot change live."""
-    from voicerag.operations.live_config import LIVE, SECRET
+    from voicerag.operations.live_config import LIVE, is_secret
 
     if url:
         described = call_server("GET", url, "/v1/admin/config", api_key)["settings"]
@@ -35,14 +36,14 @@ def config_show(url: ServerUrl = None, api_key: ApiKey = None, as_json: JsonFlag
         settings = settings_or_exit()
         data = settings.model_dump(mode="json")
         described = {
-            key: {"value": "(set)" if value and any(s in key for s in SECRET) else value, "live": key in LIVE}
+            key: {"value": "(set)" if value and is_secret(key) else value, "live": key in LIVE}
             for key, value in data.items()
         }
         described["resolved_database_url"] = {"value": settings.resolved_database_url, "live": False}
     if as_json:
         print_json(described)
         return
-    table = Table("setting", "value", "changes", "changed at run time")
+    table = folding_table("setting", "value", "changes", "changed at run time")
     for key, entry in described.items():
         changed = ""
         if entry.get("changed_by"):
@@ -64,7 +65,7 @@ def config_set(
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         if not sep or not key.strip():
-            console.print(f"[red]error:[/red] {assignment!r} is not KEY=VALUE")
+            say_error(f"{assignment!r} is not KEY=VALUE")
             raise typer.Exit(2)
         try:
             updates[key.strip().lower()] = json.loads(raw)
@@ -105,7 +106,7 @@ def config_recommend(
     if as_json:
         print_json(rec.__dict__)
         return
-    out.print(f"preset: [bold]{rec.preset}[/bold]   index_type: [bold]{rec.index_type}[/bold]")
+    out.print(Text.assemble("preset: ", (rec.preset, "bold"), "   index_type: ", (rec.index_type, "bold")))
     out.print(
         f"db_pool_size: {rec.db_pool_size}   cpu_concurrency: {rec.cpu_concurrency}   "
         f"cache_memory_mb: {rec.cache_memory_mb}"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from voicerag.cli.common import (
     DEFAULT_COLLECTION,
@@ -13,10 +14,10 @@ from voicerag.cli.common import (
     JsonFlag,
     Mode,
     app,
-    console,
     out,
     print_json,
     run_with_rag,
+    say_error,
 )
 
 # ---- voice -------------------------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ AudioOut = Annotated[Path, typer.Option("--output", "-o", help="audio file to wr
 
 def _read_audio(path: Path) -> bytes:
     if not path.is_file():
-        console.print(f"[red]error:[/red] {path} does not exist")
+        say_error(f"{path} does not exist")
         raise typer.Exit(2)
     return path.read_bytes()
 
@@ -37,7 +38,7 @@ def _audio_format(path: Path) -> str:
     fmt = path.suffix.lstrip(".").lower() or "wav"
     fmt = {"ogg": "opus", "raw": "pcm"}.get(fmt, fmt)
     if fmt not in OUTPUT_FORMATS:
-        console.print(f"[red]error:[/red] cannot write .{fmt}; use one of {', '.join(OUTPUT_FORMATS)}")
+        say_error(f"cannot write .{fmt}; use one of {', '.join(OUTPUT_FORMATS)}")
         raise typer.Exit(2)
     return fmt
 
@@ -106,6 +107,6 @@ def talk(
             | {"timings_ms": timings}
         )
         return
-    out.print(f"[bold]You asked:[/bold] {transcript.text}")
-    out.print(f"[bold]Answer:[/bold] {answer['answer']}")
+    out.print(Text.assemble(("You asked:", "bold"), f" {transcript.text}"))
+    out.print(Text.assemble(("Answer:", "bold"), f" {answer['answer']}"))
     out.print(f"spoken answer: {output} ({speech.seconds:.1f} s)")
