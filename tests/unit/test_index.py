@@ -51,7 +51,14 @@ def test_embedding_batches_group_texts_of_similar_length() -> None:
         width, real = max(lengths[i] for i in batch), sum(lengths[i] for i in batch)
         assert len(batch) <= 3 and width * len(batch) <= (1 + PADDING_WASTE) * real, batch
     assert [lengths[i] for i in batches[0]] == [9, 10, 10]  # shortest first
-    assert len(padded_batches([128] * 70, batch_size=32)) == 3  # equal lengths: full batches
+    assert len(padded_batches([32] * 70, batch_size=32)) == 3  # equal short lengths: full batches
+    # long texts go a few at a time: a batch's attention (texts x width x width) stays bounded
+    from voicerag.retrieval.embedder import ATTENTION_CELLS
+
+    for batch in padded_batches([256] * 5 + [128] * 9 + [64] * 40, batch_size=32):
+        width = max(([256] * 5 + [128] * 9 + [64] * 40)[i] for i in batch)
+        assert len(batch) * width**2 <= ATTENTION_CELLS or len(batch) == 1
+    assert len(padded_batches([128] * 8, batch_size=32)) == 2
 
 
 async def test_local_embeddings_do_not_depend_on_how_texts_are_batched() -> None:

@@ -151,7 +151,8 @@ def ingest(
     if skipped:
         say_note(f"skipped {len(skipped)} unreadable file(s):", "yellow")
         for entry in skipped:
-            console.print(f"  {entry['file']}: {entry['error']}")
+            error = entry["error"]  # loaders' messages start with the file's name already
+            console.print(f"  {error}" if error.startswith(entry["file"]) else f"  {entry['file']}: {error}")
         raise typer.Exit(1)
 
 

@@ -14,6 +14,11 @@ from voicerag.errors import UpstreamError
 from voicerag.pools import Pools, bearer
 
 PADDING_WASTE = 0.25  # the most padding a model batch may carry, as a share of its real tokens
+# A model batch's attention holds batch x heads x width x width floats per layer, and ONNX Runtime's arena keeps
+# the largest it has seen: a batch stays within this many width x width cells (one 256-token chunk, 4 of 128,
+# 64 of 32), so long chunks go one at a time and short texts still batch. Ingesting the docs-qa corpus peaked at
+# 1.98 GB RSS with batches of 32 of any width, 420 MB with this, and took no longer (benchmarks/ingest_memory.json).
+ATTENTION_CELLS = 1 << 16
 
 
 Spans = list[tuple[int, int]]  # character ranges of a text
@@ -146,13 +151,15 @@ def _pool_spans(hidden: np.ndarray, offsets: list[tuple[int, int]], spans: Spans
 def padded_batches(lengths: list[int], batch_size: int, waste: float = PADDING_WASTE) -> list[list[int]]:
     """Indices in batches of similar length (shortest first): a batch is padded to its longest member, so a
     text joins it only while the padding stays under ``waste`` of the batch's real tokens (an answer's candidate
-    sentences, 10 to 80 tokens each, cost far more in one padded batch)."""
+    sentences, 10 to 80 tokens each, cost far more in one padded batch), and while the batch's attention stays
+    within ``ATTENTION_CELLS``."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     batches: list[list[int]] = []
     tokens = 0
     for i in order:
         batch = batches[-1] if batches else None
-        if batch and len(batch) < batch_size and lengths[i] * (len(batch) + 1) <= (1 + waste) * (tokens + lengths[i]):
+        fits = batch and (len(batch) + 1) * lengths[i] ** 2 <= ATTENTION_CELLS
+        if fits and len(batch) < batch_size and lengths[i] * (len(batch) + 1) <= (1 + waste) * (tokens + lengths[i]):
             batch.append(i)
             tokens += lengths[i]
         else:
