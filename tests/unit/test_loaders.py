@@ -86,3 +86,57 @@ def test_overlong_sentence_is_cut_at_words() -> None:
     chunks = chunk_text(text, words=30, overlap_words=5)
     assert all(len(c.text.split()) <= 30 for c in chunks)
     assert {w for c in chunks for w in c.text.split()} == set(text.split())
+
+
+def _docx_with(part: str, content: bytes, understate: bool = False) -> bytes:
+    """A real .docx with one part replaced; ``understate``: its zip entry claims 4 KB whatever it holds."""
+    import io
+    import struct
+    import zipfile
+
+    source = io.BytesIO(make_docx(["A real paragraph."]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for item in original.infolist():
+            copy.writestr(item.filename, content if item.filename == part else original.read(item.filename))
+    data = bytearray(out.getvalue())
+    if understate:
+        name = part.encode()
+        for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+            at = data.find(signature)
+            while at >= 0:
+                length = struct.unpack_from("<H", data, at + (26 if signature == b"PK\x03\x04" else 28))[0]
+                if bytes(data[at + name_at : at + name_at + length]) == name:
+                    struct.pack_into("<I", data, at + size_at, 4096)
+                at = data.find(signature, at + 4)
+    return bytes(data)
+
+
+def test_a_docx_that_understates_its_sizes_is_refused_in_bounded_memory() -> None:
+    import tracemalloc
+
+    bomb = _docx_with("word/document.xml", b"<a>" + b" " * (400 * 1024 * 1024) + b"</a>", understate=True)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DocumentError, match="not a readable .docx"):  # its data does not match its sizes
+            load_bytes(bomb, "bomb.docx")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024, peak
+
+
+@pytest.mark.parametrize(
+    ("xml", "message"),
+    [
+        (b"<w:document><w:body><w:p>unclosed", "not a readable .docx"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+            b"<w:document>&lol2;</w:document>",
+            "declares a DOCTYPE or entities",
+        ),
+    ],
+)
+def test_a_docx_with_broken_or_entity_laden_xml_is_a_document_error(xml: bytes, message: str) -> None:
+    with pytest.raises(DocumentError, match=message):
+        load_bytes(_docx_with("word/document.xml", xml), "bad.docx")

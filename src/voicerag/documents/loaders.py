@@ -168,23 +168,42 @@ def _docx(data: bytes, name: str) -> str:
     import zipfile
 
     from docx import Document as DocxDocument
+    from lxml import etree
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unzipped = sum(info.file_size for info in archive.infolist())
-        if unzipped > MAX_UNZIPPED_BYTES:
-            raise TooLarge(
-                f"{name}: the .docx expands to {unzipped} bytes; at most {MAX_UNZIPPED_BYTES} "
-                f"({MAX_UNZIPPED_BYTES // 1048576} MB) are accepted"
-            )
+        _check_docx_archive(data, name)
         doc = DocxDocument(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, etree.LxmlError, EOFError) as exc:
         raise DocumentError(f"{name}: not a readable .docx file ({exc}); upload a Word 2007+ document") from exc
     parts = [p.text for p in doc.paragraphs]
     for table in doc.tables:
         for row in table.rows:
             parts.append(" | ".join(cell.text for cell in row.cells))
     return "\n".join(parts)
+
+
+def _check_docx_archive(data: bytes, name: str) -> None:
+    """Inflate every member a megabyte at a time, counting what really comes out (a zip may under-state its
+    sizes) against MAX_UNZIPPED_BYTES; a member whose data does not match its checksum fails here, and XML that
+    declares a DOCTYPE or entities (entity bombs) is refused. Memory stays at a megabyte whatever the archive."""
+    import zipfile
+
+    total = 0
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            head = b""
+            with archive.open(info) as member:
+                while piece := member.read(1 << 20):
+                    total += len(piece)
+                    if total > MAX_UNZIPPED_BYTES:
+                        raise TooLarge(
+                            f"{name}: the .docx expands to more than {MAX_UNZIPPED_BYTES} bytes "
+                            f"({MAX_UNZIPPED_BYTES // 1048576} MB), the most accepted"
+                        )
+                    if len(head) < 4096:
+                        head += piece[:4096]
+            if info.filename.endswith((".xml", ".rels")) and (b"<!DOCTYPE" in head or b"<!ENTITY" in head):
+                raise DocumentError(f"{name}: {info.filename} declares a DOCTYPE or entities, which Word never writes")
 
 
 _READERS = {
