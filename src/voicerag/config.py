@@ -189,6 +189,10 @@ class Settings(BaseSettings):
         default_factory=list, description="other web origins trusted for the websocket and for changes"
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins given CORS access (off when empty)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names requests may name (empty: loopback names while no key is needed, any with keys)",
+    )
     rate_limit_per_s: float = Field(
         0, ge=0, description="requests per second per key (per address without keys); 0: off"
     )

@@ -51,3 +51,23 @@ def test_cross_site_changes_are_refused_without_keys(server) -> None:
         f"{server}/v1/ask", json={"question": "cats?", "collection": "kb"}, headers={"Origin": "https://app.example"}
     )
     assert trusted.status_code == 200
+
+
+async def test_a_rebinding_page_naming_its_own_host_is_refused(server, make_settings) -> None:
+    """A page on evil.example whose name resolves to 127.0.0.1 sends Host and Origin evil.example: it looks
+    same-origin, so the Host itself must be one this server answers to."""
+    rebound = {"Host": "evil.example", "Origin": EVIL}
+    for method, path in (("GET", "/v1/collections/kb/documents"), ("DELETE", "/v1/collections/kb")):
+        response = httpx.request(method, f"{server}{path}", headers=rebound, timeout=60)
+        assert response.status_code == 400 and "VOICERAG_ALLOWED_HOSTS" in response.json()["detail"], path
+    assert httpx.get(f"{server}/healthz", headers=rebound, timeout=60).status_code == 200  # probes still answer
+    ws_url = server.replace("http://", "ws://") + "/v1/voice/stream"
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:  # Origin matches Host: only Host can tell
+        async with websockets.connect(ws_url, origin=EVIL, additional_headers={"Host": "evil.example"}):
+            pass
+    assert refused.value.response.status_code == 403
+    documents = httpx.get(f"{server}/v1/collections/kb/documents", timeout=60).json()["documents"]
+    assert len(documents) == 3  # nothing was deleted
+    with serve(create_app(make_settings(allowed_hosts=["docs.example"]))) as named:
+        assert httpx.get(f"{named}/v1/collections", headers={"Host": "docs.example"}).status_code == 200
+        assert httpx.get(f"{named}/v1/collections", headers={"Host": "evil.example"}).status_code == 400

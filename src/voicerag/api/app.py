@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from voicerag.api.middleware import Admission, BodyLimit, CancelOnDisconnect, RequestMetrics, SameOrigin
+from voicerag.api.middleware import Admission, BodyLimit, CancelOnDisconnect, RequestMetrics, SameOrigin, TrustedHosts
 from voicerag.api.problems import problem
 from voicerag.api.ratelimit import RateLimiter
 from voicerag.app import VoiceRAG
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
     )
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes)
     app.add_middleware(SameOrigin, allowed=tuple(config.allowed_origins + config.cors_origins))
+    app.add_middleware(TrustedHosts, allowed=tuple(config.allowed_hosts))
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

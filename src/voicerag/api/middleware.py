@@ -188,6 +188,43 @@ class SameOrigin:
         await self.app(scope, receive, send)
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+PROBES = frozenset({"/healthz", "/readyz"})
+
+
+class TrustedHosts:
+    """Refuses requests whose ``Host`` names a site this server is not: a DNS-rebinding page (evil.example
+    resolving to 127.0.0.1) sends its own name as Host and Origin, and would pass as same-origin. With
+    ``ALLOWED_HOSTS`` set, only those names (and the loopback ones) are served; without it, a server that needs
+    no key serves loopback names only, and one that needs keys any (a rebinding page has no key to send).
+    Health probes are always answered."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]):
+        self.app = app
+        self.allowed = frozenset(h.lower() for h in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in PROBES:
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+        name = host.split("]")[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]  # the port goes
+        if name in LOOPBACK_HOSTS or name in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        if not self.allowed and await _keys_required(scope):
+            await self.app(scope, receive, send)
+            return
+        detail = (
+            f"Host {host or '(none)'!r} is not served here: this server answers to "
+            f"{', '.join(sorted(LOOPBACK_HOSTS | self.allowed))} (VOICERAG_ALLOWED_HOSTS adds names)"
+        )
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4400, "reason": detail[:120]})
+            return
+        await problem(400, "Host not allowed", detail)(scope, receive, send)
+
+
 async def _keys_required(scope: Scope) -> bool:
     rag = scope["app"].state.rag
     return bool(rag.settings.require_api_key or await rag.keys.any_active())
