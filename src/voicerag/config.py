@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from contextvars import ContextVar
@@ -83,6 +84,7 @@ class _TomlSource(PydanticBaseSettingsSource):
         return data.get("voicerag", data)
 
 
+NUMBER_LIMIT = 2**31 - 1  # the largest number any setting takes: bigger ones are typos or attacks
 LEGACY_DATA_DIR = Path("data")  # the default before 0.2: ./data under whatever folder a command ran from
 
 
@@ -317,6 +319,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_relations(self) -> Settings:
+        for name in type(self).model_fields:  # every number is finite and within reason (no 1e308, no 2**63)
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and (not math.isfinite(value) or abs(value) > NUMBER_LIMIT):
+                raise ValueError(f"{name} must be a finite number of at most {NUMBER_LIMIT} (got {value})")
         if self.chunk_overlap_words >= self.chunk_words:
             raise ValueError(
                 f"chunk_overlap_words ({self.chunk_overlap_words}) must be smaller than "

@@ -83,10 +83,14 @@ async def test_live_configuration_over_http_and_the_cli(admin_server, caplog) ->
             ({"no_such_thing": 1}, "no_such_thing: no such setting"),
             ({"top_k": 3, "chunk_words": 10}, "chunk_words: needs a restart"),
             ({"top_k": 3, "rrf_k": "many"}, "rrf_k: Input should be a valid integer"),
+            ({"cache_memory_mb": 1e308}, "cache_memory_mb must be a finite number"),
+            ({"cache_memory_mb": 2**63}, "cache_memory_mb must be a finite number"),
+            ({"rate_limit_per_s": 1e308}, "rate_limit_per_s must be a finite number"),
         ):
             refused = await client.patch("/v1/admin/config", json={"settings": bad}, headers=admin)
             assert refused.status_code == 422 and reason in refused.json()["detail"], refused.text
         assert rag.settings.top_k == 2  # a refused change changes nothing, not even its valid parts
+        assert rag.settings.cache_memory_mb < 1e6 and rag.settings.rate_limit_per_s < 1e6
 
         marked = (await client.get("/v1/admin/config", headers=admin)).json()["settings"]["top_k"]
         assert marked["value"] == 2 and marked["changed_by"] == "key ops" and marked["started_with"] == 5

@@ -6,6 +6,7 @@ again) all come here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -131,9 +132,20 @@ class LiveConfig:
             name: [getattr(settings, name), new] for name, new in values.items() if getattr(settings, name) != new
         }
         when = time.time() if at is None else at
+        done: list[str] = []
+        try:
+            for name, (_, new) in changed.items():
+                setattr(settings, name, new)
+                done.append(name)
+                self._apply_to_parts(name, new)
+        except (ValueError, TypeError, OverflowError, MemoryError) as exc:  # all or nothing: put back what was set
+            for name in reversed(done):
+                old = changed[name][0]
+                setattr(settings, name, old)
+                with contextlib.suppress(Exception):
+                    self._apply_to_parts(name, old)
+            raise ConfigError([f"{done[-1]}: could not be applied ({exc}); nothing was changed"]) from None
         for name, (_, new) in changed.items():
-            setattr(settings, name, new)
-            self._apply_to_parts(name, new)
             if _jsonable(new) == self.started_with.get(name):
                 self.changes.pop(name, None)
             else:
