@@ -96,3 +96,21 @@ def test_streamed_upload_without_length_gets_413_and_work_is_bounded(client) -> 
     assert long.status_code == 413 and "characters" in long.json()["detail"]
     speech = client.get("/v1/voice/speech", params={"text": "Words to say. " * 300})
     assert speech.status_code == 413 and "VOICERAG_MAX_SPEECH_CHARS" in speech.json()["detail"]
+
+
+def test_an_unforeseen_fault_is_problem_json_and_a_503_while_shutting_down(make_settings) -> None:
+    app = create_app(make_settings())
+
+    @app.get("/v1/test-fault", include_in_schema=False)
+    async def fault() -> None:
+        raise RuntimeError("a fault no handler foresaw")
+
+    app.router.routes.insert(0, app.router.routes.pop())  # before the web page's catch-all mount
+    with serve(app) as url:
+        broken = httpx.get(f"{url}/v1/test-fault", timeout=60)
+        assert broken.status_code == 500 and broken.headers["content-type"] == "application/problem+json"
+        assert "a fault no handler foresaw" not in broken.text  # logged, not shown
+        app.state.closing = True  # what SIGTERM's shutdown sets before the store closes under running requests
+        closing = httpx.get(f"{url}/v1/test-fault", timeout=60)
+        assert closing.status_code == 503 and closing.headers["retry-after"] == "1"
+        assert closing.json()["title"] == "Shutting down"

@@ -79,9 +79,11 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
         served.live.listeners.append(lambda s: limiter.retune(s.rate_limit_per_s, s.rate_limit_burst))
         served.alerts.start()
         reloads = _reload_on_sighup(served) if owned else False
+        app.state.closing = False
         try:
             yield
         finally:
+            app.state.closing = True  # a request still running now gets a 503 to retry, not a bare 500
             if reloads:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             unwatch_gc()
@@ -133,6 +135,16 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
             where = ".".join(str(p) for p in err["loc"] if p != "body")
             problems.append(f"{where or 'body'}: {err['msg']}")
         return problem(422, "Invalid request", "; ".join(problems), errors=problems)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A fault no handler foresaw: problem+json all the same; 503 with Retry-After while shutting down."""
+        if getattr(request.app.state, "closing", False):
+            response = problem(503, "Shutting down", "the server is shutting down; send the request again")
+            response.headers["Retry-After"] = "1"
+            return response
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
