@@ -199,6 +199,10 @@ class Settings(BaseSettings):
         0, ge=0, description="requests per second per key (per address without keys); 0: off"
     )
     rate_limit_burst: int = Field(50, ge=1, description="requests a caller may make at once above its rate")
+    auth_failures_per_s: float = Field(
+        0.2, ge=0, description="requests with a missing or unknown key an address may make per second (429 beyond)"
+    )
+    auth_failures_burst: int = Field(20, ge=1, description="failed authentications an address may make at once")
     require_api_key: bool = Field(
         False, description="every route but health needs a key (serve turns it on for a non-loopback address)"
     )

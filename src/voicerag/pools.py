@@ -9,6 +9,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,6 +39,9 @@ def _use_wal(database: str | None) -> None:
 
     if not database or database == ":memory:":
         return
+    path = Path(database)
+    if not path.exists():  # the store holds documents and key hashes: only its owner reads it
+        path.touch(mode=0o600)
     for attempt in range(SQLITE_WAL_ATTEMPTS):
         try:
             with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
@@ -53,7 +57,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """The async SQLAlchemy engine with pool sizes, timeouts, pre-ping and recycle from Settings."""
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _use_wal(make_url(url).database)
         engine = create_async_engine(
             url,

@@ -27,6 +27,7 @@ def test_ingest_ask_search_json(tmp_path: Path) -> None:
     ingest = voicerag(tmp_path, "ingest", str(docs), "-c", "ops", "--json")
     assert ingest.returncode == 0, ingest.stderr
     assert json.loads(ingest.stdout)["added"] == 2
+    assert (tmp_path / "state" / "voicerag.db").stat().st_mode & 0o077 == 0  # the store is its owner's alone
     ask = voicerag(tmp_path, "ask", "How often must the pump be serviced?", "-c", "ops", "--json")
     answer = json.loads(ask.stdout)
     assert "90 days" in answer["answer"] and answer["sources"][0]["document_id"] == "manual.pdf"

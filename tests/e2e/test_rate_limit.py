@@ -57,3 +57,22 @@ async def test_rate_limit_is_shared_by_replicas_through_redis(make_settings, fac
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+async def test_failed_authentication_is_rate_limited_per_address(make_settings) -> None:
+    """Guessing keys costs time: past a burst of failures an address gets 429; a good key still works."""
+    settings = make_settings(auth_failures_per_s=0.001, auth_failures_burst=3, api_key_cache_s=0)
+    async with await VoiceRAG.open(settings) as rag:
+        good = (await rag.keys.create("good", ["admin"]))[0]
+    with serve(create_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            guesses = [
+                (await client.get("/v1/collections", headers={"Authorization": f"Bearer vr_guess{i}"})).status_code
+                for i in range(5)
+            ]
+            assert guesses == [401, 401, 401, 429, 429]
+            limited = await client.get("/v1/collections")  # no key at all counts as a failure too
+            assert limited.status_code == 429 and "VOICERAG_AUTH_FAILURES_PER_S" in limited.json()["detail"]
+            assert int(limited.headers["retry-after"]) >= 1
+            ok = await client.get("/v1/collections", headers={"Authorization": f"Bearer {good}"})
+            assert ok.status_code == 200  # the address is not locked out of keys that work

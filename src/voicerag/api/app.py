@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
     )
     config = settings or (rag.settings if rag else Settings())
     app.state.limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst)
+    app.state.auth_failures = RateLimiter(  # guessing keys costs time: failures are limited per address
+        config.auth_failures_per_s, config.auth_failures_burst, setting="VOICERAG_AUTH_FAILURES_PER_S"
+    )
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(RequestMetrics)
     app.add_middleware(

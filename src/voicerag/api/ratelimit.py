@@ -29,9 +29,10 @@ return {allowed, tostring(tokens)}
 
 
 class RateLimiter:
-    def __init__(self, rate: float, burst: int, max_callers: int = 100_000):
+    def __init__(self, rate: float, burst: int, max_callers: int = 100_000, setting: str = "VOICERAG_RATE_LIMIT_PER_S"):
         self.rate = rate
         self.burst = burst
+        self.setting = setting  # named in the 429's message
         self.max_callers = max_callers
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # caller -> (tokens, at)
         self._script: Any = None
@@ -62,7 +63,7 @@ class RateLimiter:
             wait = (1 - tokens) / self.rate
             raise TooManyRequests(
                 f"{caller!r} is over its rate limit of {self.rate:g} requests/s (bursts of {self.burst}); "
-                f"retry in {wait:.2f} s (VOICERAG_RATE_LIMIT_PER_S)",
+                f"retry in {wait:.2f} s ({self.setting})",
                 retry_after_s=wait,
             )
 

@@ -70,11 +70,15 @@ async def authenticate(rag: VoiceRAG, authorization: str | None) -> Principal:
 
 
 async def get_principal(request: Request, rag: Rag) -> Principal:
-    """The caller, authenticated and within its rate limit."""
-    principal = await authenticate(rag, request.headers.get("authorization"))
-    caller = (
-        principal.name if principal is not ANONYMOUS else f"address {request.client.host if request.client else '?'}"
-    )
+    """The caller, authenticated and within its rate limit; an address whose requests keep failing to
+    authenticate is rate-limited too (429), so guessing keys is slow."""
+    address = f"address {request.client.host if request.client else '?'}"
+    try:
+        principal = await authenticate(rag, request.headers.get("authorization"))
+    except Unauthorized:
+        await request.app.state.auth_failures.take(f"failed authentication from {address}", rag.pools.redis)
+        raise
+    caller = principal.name if principal is not ANONYMOUS else address
     await request.app.state.limiter.take(caller, rag.pools.redis)
     return principal
 
