@@ -137,3 +137,16 @@ async def test_answer_audio_plays_only_for_the_key_that_asked(keyed) -> None:
         for other in ("bob", "root"):  # another tenant's key, even an admin's, gets nothing
             stranger = await client.get(link, headers=bearer(keys[other]))
             assert stranger.status_code == 404 and "for the key that asked" in stranger.json()["detail"]
+
+
+async def test_what_holds_no_document_data_is_open_and_every_api_route_is_not(keyed) -> None:
+    settings, url, keys = keyed
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for path in ("/", "/docs", "/openapi.json", "/docs-assets/swagger-ui.css", "/healthz"):
+            assert (await client.get(path)).status_code == 200, path  # by design: README and SECURITY.md say so
+        schema = (await client.get("/openapi.json")).json()
+        closed = []
+        for path, operations in schema["paths"].items():
+            if path.startswith("/v1/") and "get" in operations and "{" not in path:
+                closed.append((path, (await client.get(path)).status_code))
+        assert closed and all(status == 401 for _, status in closed), closed
