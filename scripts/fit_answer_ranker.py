@@ -58,12 +58,12 @@ async def collect(rag: VoiceRAG, questions: list[tuple[str, str, Any]], collecti
     rows = []
     for group, question, accept in questions:
         sources = await rag.pipeline.search(question, [collection], None, rag.settings.top_k, use_cache=False)
-        candidates = generator._candidates(sources)
-        if not candidates:
+        units = generator.units_of(sources)
+        if not any(units):
             continue
-        similarities = await rag.pipeline.unit_similarities(question, sources, generator)
+        similarities = await rag.pipeline.unit_similarities(question, sources, generator, units=units)
         idf = rag.retriever.idf({collection}, set(tokenize(question)))
-        scored, *_ = generator.rank(question, sources, similarities, idf)
+        scored, *_ = generator.rank(question, sources, similarities, idf, units)
         rows.append(
             {
                 "group": group,

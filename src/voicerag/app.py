@@ -103,7 +103,7 @@ class VoiceRAG:
             await pools.aclose()
             raise
         rag = cls(settings, pools, store, embedder, retriever, cache, metrics, pipeline, ingestor)
-        names = [c["name"] for c in await store.list_collections()]
+        names = list(await store.generations())  # names only: one light statement at start-up
         rag.store_warnings = instances.warn_about_others(settings.resolved_database_url, names)
         rag._registration = instances.register(settings.resolved_database_url, role, names)
         await retriever.feed.start(retriever.on_change)

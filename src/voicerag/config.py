@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     preset: Literal["development", "production", "high_performance"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     data_dir: Path = Field(
-        default_factory=lambda: default_data_dir(),
+        default_factory=default_data_dir,
         description="the store: the per-user data folder, unless ./data holds an older release's store",
     )
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite under data_dir")

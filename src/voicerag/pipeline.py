@@ -14,7 +14,7 @@ import numpy as np
 from voicerag.answer.extractive import NO_ANSWER, Extract, ExtractiveGenerator
 from voicerag.answer.llm import keep_known_citations, says_not_found
 from voicerag.answer.types import Answer, Generator, Source
-from voicerag.answer.units import answer_units
+from voicerag.answer.units import Unit
 from voicerag.cache.semantic import SemanticIndex
 from voicerag.cache.tiered import TieredCache
 from voicerag.config import SearchMode, Settings
@@ -238,32 +238,38 @@ class Pipeline:
         """The extractive answer (also what an LLM answer's quotes and ``found`` rest on): candidate units scored
         by their similarity to the question, from the vectors stored with each chunk (a lookup, no model call)."""
         extractive = extractive or self.extractive
-        if not extractive.sentences_of(sources):
-            return extractive.select(question, sources)
-        similarities = await self.unit_similarities(question, sources, extractive, use_cache)
+        units = extractive.units_of(sources)  # cut once, used for the vectors and the ranking
+        if not any(units):
+            return extractive.select(question, sources, units=units)
+        similarities = await self.unit_similarities(question, sources, extractive, use_cache, units)
         idf = self.retriever.idf({s.collection for s in sources}, set(tokenize(question)))
-        return extractive.select(question, sources, similarities, idf)
+        return extractive.select(question, sources, similarities, idf, units)
 
     async def unit_similarities(
-        self, question: str, sources: list[Source], extractive: ExtractiveGenerator, use_cache: bool = True
+        self,
+        question: str,
+        sources: list[Source],
+        extractive: ExtractiveGenerator,
+        use_cache: bool = True,
+        units: list[list[Unit]] | None = None,
     ) -> np.ndarray:
         """Each candidate unit's cosine similarity to the question (``sentences_of`` order). Units whose vectors
         the read model does not hold (a store from before them, a chunk over the text budget, a unit past the
         model's 256 tokens) are embedded now, in one batched call (through the embedding cache unless
         ``use_cache`` is off)."""
+        units = units if units is not None else extractive.units_of(sources)
         query = await self.embed_query(question)  # the search just cached it
         rows: list[np.ndarray | None] = []
-        for source in sources[: extractive.max_sources]:
-            units = answer_units(source.text)
+        for source, source_units in zip(sources, units, strict=False):
             packed = self.retriever.unit_vectors(source.collection, source.chunk_id)
             stored = unpack_vectors(packed, self.embedder.dim) if packed else None
-            if stored is None or len(stored) != len(units):
-                rows.extend([None] * len(units))
+            if stored is None or len(stored) != len(source_units):
+                rows.extend([None] * len(source_units))
             else:
                 rows.extend(row if row.any() else None for row in stored)
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
-            texts = extractive.sentences_of(sources)
+            texts = extractive.sentences_of(sources, units)
             wanted = [texts[i] for i in missing]
             fresh = await (self.embed_cached(wanted) if use_cache else self.embedder.embed(wanted))
             for i, vector in zip(missing, fresh, strict=True):

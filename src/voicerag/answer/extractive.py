@@ -137,15 +137,18 @@ class ExtractiveGenerator:
         self.max_sources = max_sources
         self.min_confidence = min_confidence
 
-    def sentences_of(self, sources: list[Source]) -> list[str]:
-        """The candidate units as they are embedded (under their section and lead), in the order ``select``
-        expects their similarities."""
-        return [c.unit.matched for c in self._candidates(sources)]
+    def units_of(self, sources: list[Source]) -> list[list[Unit]]:
+        """Each answered-from source's units (the first ``max_sources``), in the order ``select`` expects their
+        similarities: cut once per answer and handed to ``select``."""
+        return [answer_units(source.text) for source in sources[: self.max_sources]]
 
-    def _candidates(self, sources: list[Source]) -> list[_Candidate]:
-        return [
-            _Candidate(source, unit) for source in sources[: self.max_sources] for unit in answer_units(source.text)
-        ]
+    def sentences_of(self, sources: list[Source], units: list[list[Unit]] | None = None) -> list[str]:
+        """The candidate units as they are embedded (under their section and lead), in ``select``'s order."""
+        return [unit.matched for source_units in (units or self.units_of(sources)) for unit in source_units]
+
+    def _candidates(self, sources: list[Source], units: list[list[Unit]] | None) -> list[_Candidate]:
+        per_source = units if units is not None else self.units_of(sources)
+        return [_Candidate(source, unit) for source, us in zip(sources, per_source, strict=False) for unit in us]
 
     def select(
         self,
@@ -153,15 +156,19 @@ class ExtractiveGenerator:
         sources: list[Source],
         similarities: np.ndarray | None = None,
         corpus_idf: dict[str, float] | None = None,
+        units: list[list[Unit]] | None = None,
     ) -> Extract:
         """The answer, with the quoted sentence marked on each source used. ``similarities``: each candidate
         sentence's cosine similarity to the question (``sentences_of`` order); without them, overlap alone.
         ``corpus_idf``: the question words' idf in the searched collections (how much of the question each
-        source covers is weighed by it; without it, by the words' rarity among the candidate sentences)."""
+        source covers is weighed by it; without it, by the words' rarity among the candidate sentences).
+        ``units``: ``units_of(sources)`` when the caller has them already."""
         q_tokens = tokenize(question)
-        if not self._candidates(sources) or (not q_tokens and similarities is None):
+        if not q_tokens and similarities is None:
             return Extract(NO_ANSWER, False, 0.0)
-        candidates, df, idf, coverage = self.rank(question, sources, similarities, corpus_idf)
+        candidates, df, idf, coverage = self.rank(question, sources, similarities, corpus_idf, units)
+        if not candidates:
+            return Extract(NO_ANSWER, False, 0.0)
         q_set = set(q_tokens)
         ranked = sorted(candidates, key=lambda c: -c.score)
         sims = sorted((c.similarity for c in candidates), reverse=True)
@@ -201,11 +208,14 @@ class ExtractiveGenerator:
         sources: list[Source],
         similarities: np.ndarray | None = None,
         corpus_idf: dict[str, float] | None = None,
+        units: list[list[Unit]] | None = None,
     ) -> tuple[list[_Candidate], dict[str, int], dict[str, float], list[float]]:
         """Every candidate unit scored by the unit ranker (``score``, with the ``features`` it rests on); also the
-        units' document frequencies, idf, and each source's coverage of the question."""
+        units' document frequencies, idf, and each source's coverage of the question (none without units)."""
         q_tokens = words_of(question)
-        candidates = self._candidates(sources)
+        candidates = self._candidates(sources, units)
+        if not candidates:
+            return [], {}, {}, []
         q_set = set(q_tokens)
         n = len(candidates)
         token_lists = [words_of(c.unit.text) for c in candidates]
@@ -237,10 +247,8 @@ class ExtractiveGenerator:
             candidate.features["similarity_gap"] = candidate.similarity - best_similarity
             candidate.score = unit_score(candidate.features)
         best_score = max(c.score for c in candidates)
-        for candidate in candidates:
-            candidate.features["best_unit_score"] = (
-                best_score  # as a share of the best unit's odds: 1 for the best, towards 0 for the rest
-            )
+        for candidate in candidates:  # scores as a share of the best unit's odds: 1 for it, towards 0 for the rest
+            candidate.features["best_unit_score"] = best_score
             candidate.score = math.exp(candidate.score - best_score)
         return candidates, df, idf, coverage
 

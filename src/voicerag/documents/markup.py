@@ -39,10 +39,6 @@ _MYST_LABEL = re.compile(r"^\([\w:.-]+\)=[ \t]*$", re.MULTILINE)
 _MKDOCSTRINGS = re.compile(r"^:::[ \t]+\S+.*$")
 _CODE_ANNOTATION = re.compile(r"[ \t]*#[ \t]*\(\d+\)!?[ \t]*$", re.MULTILINE)
 
-# Admonition types whose body is an example or a piece of code shown at length: their title is prose, the body
-# stays as it is.
-_ADMONITION_WORDS = {"note", "tip", "warning", "danger", "info", "important", "caution", "attention", "hint", "error"}
-
 
 @dataclass
 class Parsed:
@@ -120,7 +116,6 @@ def clean_markdown_source(source: str) -> str:
                 out.extend(["", f"{heading.strip()}:" if tab else _as_sentence(heading), ""])
             out.extend(clean_markdown_source(textwrap.dedent("\n".join(body))).split("\n"))
             out.append("")
-            i += 0
             continue
         if opened and line.strip() != "///":
             name, title = opened.group(1), (opened.group(2) or "").strip()
@@ -130,10 +125,10 @@ def clean_markdown_source(source: str) -> str:
                 out.extend(["", _as_sentence(title), ""])
             i += 1
             continue
-        if line.strip() == "///" or _MKDOCSTRINGS.match(line):
-            if _MKDOCSTRINGS.match(line):  # ::: module.Name with indented options: rendered from code at build
-                _, i = _indented_body(lines, i + 1)
-                continue
+        if _MKDOCSTRINGS.match(line):  # ::: module.Name with indented options: rendered from code at build
+            _, i = _indented_body(lines, i + 1)
+            continue
+        if line.strip() == "///":
             i += 1
             continue
         out.append(line)

@@ -17,7 +17,7 @@ PADDING_WASTE = 0.25  # the most padding a model batch may carry, as a share of 
 # A model batch's attention holds batch x heads x width x width floats per layer, and ONNX Runtime's arena keeps
 # the largest it has seen: a batch stays within this many width x width cells (one 256-token chunk, 4 of 128,
 # 64 of 32), so long chunks go one at a time and short texts still batch. Ingesting the docs-qa corpus peaked at
-# 1.98 GB RSS with batches of 32 of any width, 420 MB with this, and took no longer (benchmarks/ingest_memory.json).
+# 1.93 GB RSS with batches of 32 of any width, 421 MB with this, and took no longer (benchmarks/ingest_memory*.json).
 ATTENTION_CELLS = 1 << 16
 
 
