@@ -8,7 +8,8 @@ import email.utils
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from voicerag.config import Settings
+from voicerag.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +89,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def create_http_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client for every provider: limits, keep-alive, HTTP/2, timeouts, connect retries."""
-    return httpx.AsyncClient(
+def create_http_client(settings: Settings, stats: HttpStats) -> httpx.AsyncClient:
+    """One pooled client for every provider: limits, keep-alive, HTTP/2, timeouts, and the provider policy
+    (``ProviderTransport``: retries, stats, errors)."""
+    inner = httpx.AsyncHTTPTransport(
         http2=True,
         limits=httpx.Limits(
             max_connections=settings.http_max_connections,
             max_keepalive_connections=settings.http_max_keepalive,
             keepalive_expiry=30,
         ),
+    )
+    return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
-        transport=httpx.AsyncHTTPTransport(http2=True, retries=settings.http_retries),
+        transport=ProviderTransport(inner, settings.http_retries, stats),
         follow_redirects=True,
     )
 
@@ -115,47 +120,94 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 @dataclass
 class HttpStats:
+    """Provider HTTP attempts (each try counts), the retries among them, and the failed ones."""
+
     requests: int = 0
     retries: int = 0
     errors: int = 0
 
 
-async def request_with_retries(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    *,
-    retries: int,
-    stats: HttpStats | None = None,
-    max_backoff_s: float = 8.0,
-    **kwargs: Any,
-) -> httpx.Response:
-    """Send a request; retry connect errors and 429/5xx with exponential backoff, honouring Retry-After."""
-    attempt = 0
-    while True:
-        if stats:
-            stats.requests += 1
+# Failures that leave the request unsent or unanswered before any byte came back: safe to try again.
+_RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+def _upstream(request: httpx.Request, exc: httpx.TransportError) -> UpstreamError:
+    host = request.url.host
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(f"provider {host} timed out ({type(exc).__name__})")
+    return UpstreamError(f"provider {host} unreachable: {type(exc).__name__}: {exc}")
+
+
+class _MappedStream(httpx.AsyncByteStream):
+    """A response body whose transport failures (a read timeout mid-stream, a dropped connection) arrive as
+    UpstreamError, like the failures before the response."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, request: httpx.Request):
+        self.stream, self.request = stream, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            response = await client.request(method, url, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError):
-            if attempt >= retries:
-                if stats:
-                    stats.errors += 1
-                raise
-            delay = None
-        else:
-            if response.status_code not in RETRY_STATUSES or attempt >= retries:
-                if stats and response.status_code >= 400:
-                    stats.errors += 1
-                return response
-            delay = _retry_after(response)
-            await response.aclose()
-        backoff = delay if delay is not None else min(max_backoff_s, 0.2 * 2**attempt) * (0.5 + random.random())
-        attempt += 1
-        if stats:
-            stats.retries += 1
-        log.warning("retrying %s %s in %.2fs (attempt %d)", method, url, backoff, attempt)
-        await asyncio.sleep(min(backoff, max_backoff_s))
+            async for chunk in self.stream:
+                yield chunk
+        except httpx.TransportError as exc:
+            raise _upstream(self.request, exc) from exc
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class ProviderTransport(httpx.AsyncBaseTransport):
+    """The one HTTP policy of every provider client (embeddings, LLM, STT, TTS), as the transport under the shared
+    client: connect errors and 429/5xx are retried ``retries`` times with exponential backoff and jitter, honouring
+    ``Retry-After``; every attempt, retry and failure is counted in ``stats``; and a transport failure (refused,
+    timed out, dropped, also while the body streams) is raised as ``UpstreamError``, which the API maps to 502 and
+    the pipeline to its fallbacks. The last 429/5xx is returned for the client to read the provider's message."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        retries: int,
+        stats: HttpStats,
+        max_backoff_s: float = 8.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.inner, self.retries, self.stats = inner, retries, stats
+        self.max_backoff_s, self.sleep = max_backoff_s, sleep
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            self.stats.requests += 1
+            try:
+                response = await self.inner.handle_async_request(request)
+            except _RETRY_ERRORS as exc:
+                if attempt >= self.retries:
+                    self.stats.errors += 1
+                    raise _upstream(request, exc) from exc
+                delay = None
+            except httpx.TransportError as exc:
+                self.stats.errors += 1
+                raise _upstream(request, exc) from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                    if response.status_code >= 400:
+                        self.stats.errors += 1
+                    return httpx.Response(
+                        response.status_code,
+                        headers=response.headers,
+                        stream=_MappedStream(response.stream, request),  # type: ignore[arg-type]
+                        extensions=response.extensions,
+                    )
+                delay = _retry_after(response)
+                await response.aclose()
+            backoff = delay if delay is not None else 0.2 * 2**attempt * (0.5 + random.random())
+            attempt += 1
+            self.stats.retries += 1
+            log.warning("retrying %s %s in %.2fs (attempt %d)", request.method, request.url, backoff, attempt)
+            await self.sleep(min(backoff, self.max_backoff_s))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass
@@ -165,8 +217,8 @@ class Pools:
     settings: Settings
     engine: AsyncEngine
     http: httpx.AsyncClient
+    http_stats: HttpStats
     redis: Any = None
-    http_stats: HttpStats = field(default_factory=HttpStats)
 
     @classmethod
     def create(cls, settings: Settings) -> Pools:
@@ -175,13 +227,8 @@ class Pools:
             from voicerag.cache.redis_pool import create_redis
 
             redis = create_redis(settings)
-        return cls(settings, create_engine(settings), create_http_client(settings), redis)
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """A request through the shared client with the configured retries."""
-        return await request_with_retries(
-            self.http, method, url, retries=self.settings.http_retries, stats=self.http_stats, **kwargs
-        )
+        stats = HttpStats()
+        return cls(settings, create_engine(settings), create_http_client(settings, stats), stats, redis)
 
     async def health(self) -> dict[str, Any]:
         """Check each pool with a real round trip."""

@@ -90,3 +90,36 @@ async def test_remote_embedder_retries_and_batches(provider, make_settings, fact
         assert all(len(r["input"]) <= 2 for r in behaviour.requests)
         results = await rag.search("cats", ["kb"], mode="dense")
         assert len(results) == 3
+
+
+async def test_one_http_policy_a_refused_connection_is_tried_retries_plus_one_times(make_settings) -> None:
+    from tests.helpers import free_port
+    from voicerag.errors import UpstreamError
+    from voicerag.pools import Pools
+
+    pools = Pools.create(make_settings(http_retries=2))
+    try:
+        with pytest.raises(UpstreamError, match="unreachable: ConnectError"):
+            await pools.http.post(f"http://127.0.0.1:{free_port()}/v1/embeddings", json={"input": ["x"]})
+        stats = pools.stats()["http"]
+        assert (stats["requests"], stats["retries"], stats["errors"]) == (3, 2, 1)  # not 3 x 3 (transport + loop)
+    finally:
+        await pools.aclose()
+
+
+async def test_one_http_policy_503s_are_retried_then_the_last_status_is_the_providers(provider, make_settings) -> None:
+    from voicerag.pools import Pools
+
+    behaviour, url = provider
+    behaviour.fail_times = 5  # more 503s (Retry-After: 0) than the retries allow
+    pools = Pools.create(make_settings(http_retries=2))
+    try:
+        body = {"model": "emb", "input": ["x"]}
+        response = await pools.http.post(f"{url}/embeddings", json=body)
+        assert response.status_code == 503 and "overloaded" in response.text
+        assert behaviour.fail_times == 2  # three attempts reached the server
+        assert pools.stats()["http"]["retries"] == 2
+        response = await pools.http.post(f"{url}/embeddings", json=body)  # 2 more 503s, then the answer
+        assert response.status_code == 200 and behaviour.fail_times == 0
+    finally:
+        await pools.aclose()

@@ -74,40 +74,36 @@ class OpenAIChatGenerator:
         }
         deadline = asyncio.get_running_loop().time() + self.total_timeout
         timeout = httpx.Timeout(self.total_timeout, connect=min(5.0, self.total_timeout), read=self.first_token_timeout)
-        try:
-            async with self.pools.http.stream(
-                "POST", self.url, json=body, headers=self.headers, timeout=timeout
-            ) as response:
-                if response.status_code != 200:
-                    detail = (await response.aread()).decode(errors="replace")[:300]
-                    raise UpstreamError(f"LLM provider answered {response.status_code}: {detail}")
-                lines = response.aiter_lines()
-                while True:
-                    remaining = deadline - asyncio.get_running_loop().time()
-                    if remaining <= 0:
-                        raise UpstreamError(f"LLM answer took longer than {self.total_timeout:g} s")
-                    try:
-                        line = await asyncio.wait_for(anext(lines), timeout=remaining)
-                    except StopAsyncIteration:
-                        return
-                    except TimeoutError:
-                        raise UpstreamError(f"LLM answer took longer than {self.total_timeout:g} s") from None
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    try:
-                        event = json.loads(data)
-                    except json.JSONDecodeError as exc:
-                        raise UpstreamError(f"LLM provider sent invalid JSON in its stream: {data[:100]}") from exc
-                    if "error" in event:
-                        raise UpstreamError(f"LLM provider error: {str(event['error'])[:300]}")
-                    for choice in event.get("choices", []):
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            yield piece
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"LLM provider timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"LLM provider unreachable: {exc}") from exc
+        # the transport owns retries and maps transport failures (refused, timed out, dropped mid-stream)
+        async with self.pools.http.stream(
+            "POST", self.url, json=body, headers=self.headers, timeout=timeout
+        ) as response:
+            if response.status_code != 200:
+                detail = (await response.aread()).decode(errors="replace")[:300]
+                raise UpstreamError(f"LLM provider answered {response.status_code}: {detail}")
+            lines = response.aiter_lines()
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise UpstreamError(f"LLM answer took longer than {self.total_timeout:g} s")
+                try:
+                    line = await asyncio.wait_for(anext(lines), timeout=remaining)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise UpstreamError(f"LLM answer took longer than {self.total_timeout:g} s") from None
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    event = json.loads(data)
+                except json.JSONDecodeError as exc:
+                    raise UpstreamError(f"LLM provider sent invalid JSON in its stream: {data[:100]}") from exc
+                if "error" in event:
+                    raise UpstreamError(f"LLM provider error: {str(event['error'])[:300]}")
+                for choice in event.get("choices", []):
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        yield piece

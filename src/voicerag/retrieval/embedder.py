@@ -199,13 +199,16 @@ class OpenAIEmbedder:
         return vectors[: len(texts)], out
 
     async def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        response = await self.pools.request(
-            "POST", self.url, json={"model": self.model_name, "input": texts}, headers=self.headers
+        response = await self.pools.http.post(
+            self.url, json={"model": self.model_name, "input": texts}, headers=self.headers
         )
         if response.status_code != 200:
             raise UpstreamError(f"embedding provider answered {response.status_code}: {response.text[:300]}")
-        data = sorted(response.json()["data"], key=lambda d: d["index"])
-        vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        try:
+            data = sorted(response.json()["data"], key=lambda d: d["index"])
+            vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError(f"embedding provider sent an unexpected body: {response.text[:200]}") from exc
         if vectors.shape != (len(texts), self.dim):
             raise UpstreamError(
                 f"embedding provider returned shape {vectors.shape}, expected ({len(texts)}, {self.dim}); "

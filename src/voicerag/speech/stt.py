@@ -190,17 +190,13 @@ class OpenAITranscriber:
         data = {"model": self.settings.stt_remote_model, "response_format": "json"}
         if language:
             data["language"] = language
-        try:
-            response = await self.pools.request(
-                "POST",
-                self.url,
-                files={"file": ("audio.wav", wav, "audio/wav")},
-                data=data,
-                headers=self.headers,
-                timeout=self.settings.stt_timeout_s,
-            )
-        except Exception as exc:  # httpx errors, timeouts
-            raise UpstreamError(f"transcription provider unreachable: {type(exc).__name__}: {exc}") from exc
+        response = await self.pools.http.post(
+            self.url,
+            files={"file": ("audio.wav", wav, "audio/wav")},
+            data=data,
+            headers=self.headers,
+            timeout=self.settings.stt_timeout_s,
+        )
         if response.status_code != 200:
             raise UpstreamError(f"transcription provider answered {response.status_code}: {response.text[:300]}")
         try:

@@ -167,11 +167,8 @@ class ElevenLabsSynthesizer:
 
 
 async def _fetch_audio(pools: Pools, url: str, headers: dict[str, str], timeout_s: float, **kwargs: Any) -> bytes:
-    """POST and return the raw PCM body, as an UpstreamError on any failure."""
-    try:
-        response = await asyncio.wait_for(pools.request("POST", url, headers=headers, **kwargs), timeout_s)
-    except Exception as exc:  # connection errors and timeouts
-        raise UpstreamError(f"speech provider unreachable: {type(exc).__name__}: {exc}") from exc
+    """POST and return the raw PCM body, as an UpstreamError on any failure (the transport raises its own)."""
+    response = await pools.http.post(url, headers=headers, timeout=timeout_s, **kwargs)
     if response.status_code != 200:
         raise UpstreamError(f"speech provider answered {response.status_code}: {response.text[:300]}")
     pcm = response.content
