@@ -276,21 +276,27 @@ class Pipeline:
                 rows[i] = vector
         return np.stack(rows) @ query
 
-    def _generator_signature(self) -> tuple[Any, ...]:
+    def _generator_signature(self, extractive: ExtractiveGenerator) -> tuple[Any, ...]:
         s = self.settings
         if self.generator.name == "llm":
-            return ("llm", 5, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, s.answer_min_confidence)
-        return ("extractive", 5, s.answer_sentences, s.answer_min_confidence)  # 5: the answerer's version
+            return ("llm", 6, s.llm_base_url, s.llm_model, s.llm_temperature, s.llm_max_tokens, *extractive.signature)
+        return ("extractive", 6, *extractive.signature)  # 6: the answerer's version
 
     def _answer_key(
-        self, generations: dict[str, int], question: str, mode: str, k: int, fusion: FusionParams
+        self,
+        generations: dict[str, int],
+        question: str,
+        mode: str,
+        k: int,
+        fusion: FusionParams,
+        extractive: ExtractiveGenerator,
     ) -> tuple[Any, ...]:
         return (
             tuple(sorted(generations.items())),
             normalize_question(question),
             mode,
             k,
-            self._generator_signature(),
+            self._generator_signature(extractive),
             self._retrieval_signature(fusion),
         )
 
@@ -316,7 +322,8 @@ class Pipeline:
         states = await self.states(collections)
         generations = {name: state.generation for name, state in states.items()}
         fusion = self.fusion_params()  # read once: the answer key and its search use the same values
-        key = self._answer_key(generations, question, mode, k, fusion)
+        extractive = self.extractive  # likewise: a live change swaps in a new one, this request keeps this one
+        key = self._answer_key(generations, question, mode, k, fusion, extractive)
         tags = tuple(f"collection:{c}" for c in generations)
         timings: dict[str, float] = {}
         with self.metrics.stage("answer_cache", timings):
@@ -345,7 +352,7 @@ class Pipeline:
         answer = Answer(text="", sources=sources, generator=self.generator.name)
         pieces: list[str] = []
         with self.metrics.stage("generate", timings):
-            extract = await self.extract(question, sources)
+            extract = await self.extract(question, sources, extractive)
             answer.found, answer.confidence = extract.found, extract.confidence
             if self.generator.name == "extractive" or not extract.found:  # nothing to ground an LLM answer on
                 answer.generator = "extractive"

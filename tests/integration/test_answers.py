@@ -113,3 +113,27 @@ async def test_a_store_without_unit_vectors_still_answers(backend_settings) -> N
         answer = await rag.ask("What is the default minimum size for compressing responses?", ["kb"])
         assert answer.found and "Defaults to 500" in answer.text
         assert len(counting.texts) > 1  # the units were embedded at ask time
+
+
+async def test_a_live_change_during_a_request_never_files_its_answer_under_the_other_value(make_settings) -> None:
+    """The answer cache key and the extraction read one answerer: a change of ``answer_sentences`` between them
+    (here, right after the sources) neither reaches that request nor files its answer under the wrong key."""
+    from voicerag import VoiceRAG
+    from voicerag.events import Done, Sources
+
+    text = " ".join(f"Fact number {i} about the tower is worth knowing." for i in range(40))
+    question = "Which facts about the tower are worth knowing?"
+    async with await VoiceRAG.open(make_settings(answer_sentences=10)) as rag:
+        await rag.ingest("kb", [Document("t", text, "Tower")])
+        during = None
+        async for event in rag.pipeline.ask_stream(question, ["kb"]):
+            if isinstance(event, Sources):
+                rag.live.apply({"answer_sentences": 1}, by="test")
+            elif isinstance(event, Done):
+                during = event.answer
+        assert during is not None and during.text.count("Fact number") > 1  # the request kept its 10
+        after = await rag.ask(question, ["kb"])
+        assert not after.cached and after.text.count("Fact number") == 1
+        rag.live.apply({"answer_sentences": 10}, by="test")
+        again = await rag.ask(question, ["kb"])
+        assert again.cached and again.text == during.text

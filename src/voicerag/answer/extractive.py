@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,17 @@ class ExtractiveGenerator:
         self.sentences = sentences
         self.max_sources = max_sources
         self.min_confidence = min_confidence
+
+    def with_options(self, **options: Any) -> ExtractiveGenerator:
+        """A new answerer with some options changed: a live change swaps it in whole, so a request that took
+        the old one keeps its values from its cache key to its answer."""
+        values = {"sentences": self.sentences, "max_sources": self.max_sources, "min_confidence": self.min_confidence}
+        return ExtractiveGenerator(**(values | options))
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        """What its answers depend on (part of the answer cache key)."""
+        return (self.sentences, self.max_sources, self.min_confidence)
 
     def units_of(self, sources: list[Source]) -> list[list[Unit]]:
         """Each answered-from source's units (the first ``max_sources``), in the order ``select`` expects their

@@ -247,10 +247,10 @@ class LiveConfig:
             params = getattr(rag.retriever.backend, "params", None)
             if params is not None:
                 setattr(params, name, value)
-        elif name == "answer_sentences":
-            rag.pipeline.extractive.sentences = value
+        elif name == "answer_sentences":  # swapped whole: a request in flight keeps the one it took
+            rag.pipeline.extractive = rag.pipeline.extractive.with_options(sentences=value)
         elif name == "answer_min_confidence":
-            rag.pipeline.extractive.min_confidence = value
+            rag.pipeline.extractive = rag.pipeline.extractive.with_options(min_confidence=value)
         elif name == "api_key_cache_s":
             rag.keys.cache_s = value
         elif name == "redis_max_connections" and rag.pools.redis is not None:
