@@ -231,9 +231,10 @@ async def _keys_required(scope: Scope) -> bool:
 
 
 class CancelOnDisconnect:
-    """Stops a request's work when its client goes away: once the request body has been read, a watcher waits
-    for ``http.disconnect`` and cancels the handler (work on a thread finishes its current step, nothing more is
-    started). A handler that listens for the disconnect itself (a streaming response) gets the same message."""
+    """Stops a request's work when its client goes away: once the request body has been read (at once for a
+    request without a body, such as ``GET /v1/voice/speech``), a watcher waits for ``http.disconnect`` and cancels
+    the handler (work on a thread finishes its current step, nothing more is started). A handler that listens for
+    the disconnect itself (a streaming response) gets the same message."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -247,11 +248,17 @@ class CancelOnDisconnect:
         watcher: asyncio.Task[None] | None = None
         handler = asyncio.current_task()
         cancelled = listening = False
+        body: asyncio.Future[Message] = loop.create_future()  # a body-less request's (empty) body, as watched
+        body_handed = False
 
         async def watch() -> None:
             nonlocal cancelled
             while True:
                 message = await receive()
+                if message["type"] == "http.request":
+                    if not body.done():
+                        body.set_result(message)
+                    continue
                 if message["type"] == "http.disconnect":
                     disconnected.set_result(message)
                     if not listening and handler is not None and not handler.done():
@@ -260,8 +267,13 @@ class CancelOnDisconnect:
                     return
 
         async def tracked() -> Message:
-            nonlocal watcher, listening
+            nonlocal watcher, listening, body_handed
             if watcher is not None:  # the body is read: only the watcher reads from the client now
+                if early and not body_handed:
+                    await asyncio.wait({body, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+                    if body.done():
+                        body_handed = True
+                        return body.result()
                 listening = True
                 return await asyncio.shield(disconnected)
             message = await receive()
@@ -270,6 +282,13 @@ class CancelOnDisconnect:
             elif message["type"] == "http.disconnect" and not disconnected.done():
                 disconnected.set_result(message)
             return message
+
+        headers = dict(scope.get("headers") or [])
+        early = scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS") and not (
+            b"content-length" in headers or b"transfer-encoding" in headers
+        )
+        if early:  # no body to wait for: watch from the start
+            watcher = loop.create_task(watch())
 
         try:
             await self.app(scope, tracked, send)
