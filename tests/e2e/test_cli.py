@@ -229,3 +229,12 @@ def test_help_flows_each_commands_summary_as_one_paragraph(tmp_path: Path) -> No
     for name, text in wrapped.items():
         summary = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
         assert any(line == f"{name} {summary}" for line in lines), (name, summary)
+
+
+def test_bench_says_how_to_install_its_extra_when_a_server_install_lacks_it(tmp_path: Path) -> None:
+    hide = "import sys; sys.modules['jiwer'] = None; sys.argv = ['voicerag', *sys.argv[1:]]; "
+    run = "from voicerag.cli import app; app()"
+    for args in (["bench", "--scenarios", "search"], ["eval", "stt", str(tmp_path)]):
+        result = subprocess.run([sys.executable, "-c", hide + run, *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr
+        assert "needs jiwer" in result.stderr and "pip install 'voicerag[bench]'" in result.stderr

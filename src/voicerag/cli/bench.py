@@ -17,6 +17,7 @@ from voicerag.cli.common import (
     folding_table,
     out,
     print_json,
+    require_bench_extra,
     say_error,
     say_note,
 )
@@ -58,6 +59,7 @@ def bench(
     import dataclasses
     import tempfile
 
+    require_bench_extra()
     from voicerag.bench.profiles import PROFILES, SCENARIO_GROUPS, BenchConfig
     from voicerag.bench.regression import median_of_runs
     from voicerag.bench.runner import run_bench

@@ -53,6 +53,21 @@ def say_error(message: str, label: str = "error:") -> None:
     console.print(Text.assemble((label, "red"), " ", message))
 
 
+BENCH_MODULES = ("jiwer", "whisper_normalizer", "matplotlib")
+
+
+def require_bench_extra() -> None:
+    """Exit with how to install them when the benchmark's libraries (the ``bench`` extra) are absent."""
+    import importlib.util
+
+    missing = [name for name in BENCH_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        say_error(
+            f"this command needs {', '.join(missing)}, which a server install leaves out: pip install 'voicerag[bench]'"
+        )
+        raise typer.Exit(2)
+
+
 def say_warning(message: str) -> None:
     console.print(Text.assemble(("warning:", "yellow"), " ", message))
 

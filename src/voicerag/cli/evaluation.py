@@ -17,6 +17,7 @@ from voicerag.cli.common import (
     out,
     print_json,
     progress_bar,
+    require_bench_extra,
     run_with_rag,
     settings_or_exit,
 )
@@ -176,6 +177,7 @@ def eval_stt(
     as_json: JsonFlag = False,
 ) -> None:
     """Word error rate (Whisper's English normaliser) and real-time factor of the configured transcriber."""
+    require_bench_extra()
     from voicerag.evaluation.stt import evaluate_stt, load_transcripts
 
     async def work(rag: Any) -> dict[str, Any]:
