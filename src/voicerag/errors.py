@@ -64,3 +64,10 @@ class TooManyRequests(VoiceRAGError):
     def __init__(self, detail: str, retry_after_s: float):
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class DatabaseUnavailable(VoiceRAGError):
+    """The database connection was lost (a PostgreSQL backend killed, a failover) and a retry did not get through."""
+
+    status = 503
+    title = "Database unavailable"

@@ -144,3 +144,54 @@ async def test_processes_starting_together_create_the_schema_once(backend_settin
                 assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
     finally:
         await asyncio.gather(*(engine.dispose() for engine in engines))
+
+
+async def test_postgres_backends_killed_during_writes_never_leave_half_a_write(make_settings) -> None:
+    """Every client backend is terminated again and again while documents are written: each write either lands
+    whole (retried on a fresh connection) or says 503 DatabaseUnavailable; none is a bare error, none half-done."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.conftest import reset_postgres
+    from tests.helpers import PG_URL, need_service
+    from voicerag.errors import DatabaseUnavailable
+
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    await reset_postgres()
+    kill = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+    )
+    settings = make_settings(database_url=PG_URL, cache_enabled=False)
+    async with await VoiceRAG.open(settings) as rag:
+        await rag.ingest("kb", [Document("seed", "The seed document is here.", "Seed")])
+        admin = create_async_engine(PG_URL)
+        done, kills = asyncio.Event(), []
+
+        async def killer() -> None:
+            async with admin.connect() as conn:
+                while not done.is_set():
+                    kills.append((await conn.execute(kill)).scalar())
+                    await asyncio.sleep(0.005)
+
+        killing = asyncio.create_task(killer())
+        written, refused = [], 0
+        try:
+            for i in range(12):  # long enough (about 20 chunks a write) for kills to land inside transactions
+                text = " ".join(f"Part {j} of document {i} holds the value {i * 100 + j}." for j in range(300))
+                doc = Document(f"d{i}", text, f"Doc {i}")
+                try:
+                    await rag.ingest("kb", [doc])
+                    written.append(doc.id)
+                except DatabaseUnavailable:
+                    refused += 1
+        finally:
+            done.set()
+            await killing
+            await admin.dispose()
+        assert sum(kills) >= 1 and written, (kills, refused)
+        stored = {d["id"]: d["chunks"] for d in await rag.list_documents("kb", 1000, 0)}
+        assert set(written) <= set(stored)  # what was acknowledged is there...
+        assert all(chunks >= 1 for chunks in stored.values())  # ...and whatever is there is whole

@@ -20,7 +20,8 @@ from voicerag.api.problems import problem
 from voicerag.api.ratelimit import RateLimiter
 from voicerag.app import VoiceRAG
 from voicerag.config import Settings
-from voicerag.errors import TooManyRequests, VoiceRAGError
+from voicerag.documents.store import connection_lost
+from voicerag.errors import DatabaseUnavailable, TooManyRequests, VoiceRAGError
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
         response = problem(exc.status, exc.title, exc.detail)
         if isinstance(exc, TooManyRequests):
             response.headers["Retry-After"] = RateLimiter.retry_after_header(exc.retry_after_s)
+        elif isinstance(exc, DatabaseUnavailable):
+            response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -144,6 +147,11 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
         """A fault no handler foresaw: problem+json all the same; 503 with Retry-After while shutting down."""
         if getattr(request.app.state, "closing", False):
             response = problem(503, "Shutting down", "the server is shutting down; send the request again")
+            response.headers["Retry-After"] = "1"
+            return response
+        if connection_lost(exc):  # a read that met a killed database backend: nothing was changed
+            log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc)
+            response = problem(503, "Database unavailable", "the database connection was lost; send the request again")
             response.headers["Retry-After"] = "1"
             return response
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)

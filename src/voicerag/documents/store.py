@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -37,12 +39,34 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voicerag.documents.chunking import indexed_text
 from voicerag.documents.loaders import Document
-from voicerag.errors import NotFound, UnknownCollection
+from voicerag.errors import DatabaseUnavailable, NotFound, UnknownCollection
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WRITE_ATTEMPTS = 3
+# asyncpg's names for a connection that died under a statement; SQLAlchemy does not always mark these invalidated
+_LOST_CONNECTION = {"InternalClientError", "ConnectionDoesNotExistError", "InterfaceError", "ConnectionResetError"}
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database connection went away, not that the work was wrong."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the exception, what it wraps, what that was raised from...
+        if seen is None:
+            break
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if type(seen).__name__ in _LOST_CONNECTION or isinstance(seen, ConnectionError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
 
 metadata = MetaData()
 
@@ -430,57 +454,81 @@ class SQLDocumentStore:
             raise UnknownCollection(f"collection {collection!r} does not exist")
         return int(generation)
 
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction. A connection lost mid-way (a PostgreSQL backend killed, a failover)
+        rolls it back whole; the connection is dropped from the pool and the work runs again on a fresh one, up to
+        ``WRITE_ATTEMPTS`` times, then DatabaseUnavailable (503): never half a write."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            async with self.engine.connect() as conn:
+                try:
+                    async with conn.begin():
+                        return await work(conn)
+                except Exception as exc:
+                    if not connection_lost(exc):
+                        raise
+                    await conn.invalidate()
+                    log.warning("database connection lost during a write (attempt %d): %s", attempt, exc)
+                    if attempt == WRITE_ATTEMPTS:
+                        raise DatabaseUnavailable(
+                            "the database connection was lost during the write and nothing was written; try again"
+                        ) from exc
+        raise AssertionError("unreachable")
+
     async def write_documents(self, collection: str, docs: list[PreparedDocument]) -> WriteResult:
         """Replace the given documents (old chunks removed, new ones added) and bump the generation, atomically."""
-        async with self.engine.begin() as conn:
-            generation = await self._bump(conn, collection)
-            removed = await self._remove(conn, collection, [p.doc.id for p in docs])
-            now = _now()
-            if docs:
-                await conn.execute(
-                    insert(documents),
-                    [
-                        {
-                            "collection": collection,
-                            "doc_id": p.doc.id,
-                            "title": p.doc.title,
-                            "content_hash": p.content_hash,
-                            "meta": p.doc.metadata,
-                            "chars": len(p.doc.text),
-                            "chunk_count": len(p.chunks),
-                            "updated_at": now,
-                        }
-                        for p in docs
-                    ],
-                )
-            rows = [
-                {
-                    "collection": collection,
-                    "doc_id": p.doc.id,
-                    "ordinal": n,
-                    "text": c.text,
-                    "start": c.start,
-                    "end": c.end,
-                    "vector": np.asarray(c.vector, dtype=np.float32).tobytes(),
-                }
-                for p in docs
-                for n, c in enumerate(p.chunks)
-            ]
-            added: list[int] = []
-            for i in range(0, len(rows), 1000):
-                result = await conn.execute(
-                    insert(chunks).returning(chunks.c.id, sort_by_parameter_order=True), rows[i : i + 1000]
-                )
-                added.extend(result.scalars())
-            flat = [(p, c) for p in docs for c in p.chunks]
-            units = [
-                {"chunk_id": chunk_id, "collection": collection, "recipe": UNITS_RECIPE, "vectors": c.units}
-                for chunk_id, (_, c) in zip(added, flat, strict=True)
-                if c.units is not None
-            ]
-            for i in range(0, len(units), 1000):
-                await conn.execute(insert(chunk_units), units[i : i + 1000])
-            await self._log_change(conn, collection, Change(generation, added, removed))
+        return await self._write(lambda conn: self._write_documents(conn, collection, docs))
+
+    async def _write_documents(
+        self, conn: AsyncConnection, collection: str, docs: list[PreparedDocument]
+    ) -> WriteResult:
+        generation = await self._bump(conn, collection)
+        removed = await self._remove(conn, collection, [p.doc.id for p in docs])
+        now = _now()
+        if docs:
+            await conn.execute(
+                insert(documents),
+                [
+                    {
+                        "collection": collection,
+                        "doc_id": p.doc.id,
+                        "title": p.doc.title,
+                        "content_hash": p.content_hash,
+                        "meta": p.doc.metadata,
+                        "chars": len(p.doc.text),
+                        "chunk_count": len(p.chunks),
+                        "updated_at": now,
+                    }
+                    for p in docs
+                ],
+            )
+        rows = [
+            {
+                "collection": collection,
+                "doc_id": p.doc.id,
+                "ordinal": n,
+                "text": c.text,
+                "start": c.start,
+                "end": c.end,
+                "vector": np.asarray(c.vector, dtype=np.float32).tobytes(),
+            }
+            for p in docs
+            for n, c in enumerate(p.chunks)
+        ]
+        added: list[int] = []
+        for i in range(0, len(rows), 1000):
+            result = await conn.execute(
+                insert(chunks).returning(chunks.c.id, sort_by_parameter_order=True), rows[i : i + 1000]
+            )
+            added.extend(result.scalars())
+        flat = [(p, c) for p in docs for c in p.chunks]
+        units = [
+            {"chunk_id": chunk_id, "collection": collection, "recipe": UNITS_RECIPE, "vectors": c.units}
+            for chunk_id, (_, c) in zip(added, flat, strict=True)
+            if c.units is not None
+        ]
+        for i in range(0, len(units), 1000):
+            await conn.execute(insert(chunk_units), units[i : i + 1000])
+        await self._log_change(conn, collection, Change(generation, added, removed))
         added_rows = ChunkRows(
             ids=np.asarray(added, np.int64),
             vectors=np.stack([c.vector for _, c in flat]).astype(np.float32) if flat else None,
@@ -494,17 +542,19 @@ class SQLDocumentStore:
         return WriteResult(generation, removed, added_rows)
 
     async def delete_documents(self, collection: str, doc_ids: list[str]) -> WriteResult:
-        async with self.engine.begin() as conn:
-            existing = await conn.execute(
-                select(documents.c.doc_id).where(documents.c.collection == collection, documents.c.doc_id.in_(doc_ids))
-            )
-            found = set(existing.scalars())
-            missing = [d for d in doc_ids if d not in found]
-            if missing:
-                raise NotFound(f"collection {collection!r} has no document {missing[0]!r}")
-            generation = await self._bump(conn, collection)
-            removed = await self._remove(conn, collection, doc_ids)
-            await self._log_change(conn, collection, Change(generation, [], removed))
+        return await self._write(lambda conn: self._delete_documents(conn, collection, doc_ids))
+
+    async def _delete_documents(self, conn: AsyncConnection, collection: str, doc_ids: list[str]) -> WriteResult:
+        existing = await conn.execute(
+            select(documents.c.doc_id).where(documents.c.collection == collection, documents.c.doc_id.in_(doc_ids))
+        )
+        found = set(existing.scalars())
+        missing = [d for d in doc_ids if d not in found]
+        if missing:
+            raise NotFound(f"collection {collection!r} has no document {missing[0]!r}")
+        generation = await self._bump(conn, collection)
+        removed = await self._remove(conn, collection, doc_ids)
+        await self._log_change(conn, collection, Change(generation, [], removed))
         return WriteResult(generation, removed, no_rows())
 
     async def list_documents(self, collection: str, limit: int, offset: int) -> list[dict[str, Any]]:
