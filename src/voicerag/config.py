@@ -241,6 +241,20 @@ class Settings(BaseSettings):
     stt_timeout_s: float = Field(30.0, gt=0)
     stt_partial_interval_s: float = Field(1.0, gt=0, description="streaming: a partial transcript per this much audio")
     stt_end_silence_s: float = Field(0.5, gt=0, description="streaming: this much silence after speech ends a turn")
+    stt_unfinished_silence_s: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="streaming: the silence that ends a turn whose words so far read unfinished ('How do I set "
+        "the'), a speaker pausing mid-question; at least stt_end_silence_s",
+    )
+    stt_turn_end_threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="streaming: below this probability of a finished turn (the end-of-turn model, read on the "
+        "speculative transcript) the words read unfinished (0: never; every turn ends after stt_end_silence_s)",
+    )
     stt_speculate_silence_s: float = Field(
         0.12, gt=0, description="streaming: after this much silence the final transcript and answer start, held"
     )

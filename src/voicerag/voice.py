@@ -22,6 +22,7 @@ from voicerag.speech.listening import spoken_pieces
 from voicerag.speech.service import SpeechService
 from voicerag.speech.stt import Transcript, speech_timestamps
 from voicerag.speech.tts import Speech, join_speech
+from voicerag.speech.turn_end import finished_probability
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,10 @@ class VoiceSession:
     """One streaming conversation (the websocket's state). Audio arrives as 16-bit mono PCM frames.
 
     Endpointing does not wait idle: once ``stt_speculate_silence_s`` of silence follows speech, the final
-    transcription starts on the speech so far, and its answer (text and the first audio) is prepared but held;
-    ``stt_end_silence_s`` of silence confirms the turn and releases it at once. Speech that resumes drops the
+    transcription starts on the speech so far, and its answer (text and the first audio) is prepared but held.
+    What was said decides how long the turn waits: ``stt_end_silence_s`` of silence ends it and releases the held
+    answer at once, unless the end-of-turn model reads the speculative transcript as unfinished ("How do I set
+    the"), when it waits ``stt_unfinished_silence_s`` for the speaker to go on. Speech that resumes drops the
     speculation (a job still queued never runs; a local model already running it stops at its next step). Partial
     transcripts cover a bounded tail (``stt_partial_window_s``), at most one STT job runs per session, and
     none starts once the speaker has paused. Speech over a playing answer cancels it (barge-in)."""
@@ -178,7 +181,9 @@ class VoiceSession:
         self.partial_every = int(settings.stt_partial_interval_s * SAMPLE_RATE)
         self.partial_window = int(settings.stt_partial_window_s * SAMPLE_RATE)
         self.end_silence = int(settings.stt_end_silence_s * SAMPLE_RATE)
-        self.speculate_silence = int(min(settings.stt_speculate_silence_s, settings.stt_end_silence_s) * SAMPLE_RATE)
+        self.unfinished_silence = int(max(settings.stt_unfinished_silence_s, settings.stt_end_silence_s) * SAMPLE_RATE)
+        self.speculate_silence = min(int(settings.stt_speculate_silence_s * SAMPLE_RATE), self.end_silence)
+        self.finished_threshold = settings.stt_turn_end_threshold
         self.max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
         self.send = send
         self.send_bytes = send_bytes
@@ -265,7 +270,7 @@ class VoiceSession:
         turn."""
         audio = np.concatenate(self.buffer)
         self.buffer = [audio]
-        start = max(0, audio.size - self.end_silence - SAMPLE_RATE)
+        start = max(0, audio.size - self.unfinished_silence - SAMPLE_RATE)
         speech = await asyncio.to_thread(speech_timestamps, audio[start:], 100)
         if not speech:
             if self.heard_speech:  # the whole window is silent, after speech
@@ -282,7 +287,8 @@ class VoiceSession:
         speech_end = start + speech[-1]["end"]
         pause = audio.size - speech_end
         self.speech_ended_at = time.perf_counter() - pause / SAMPLE_RATE
-        if pause >= self.end_silence:
+        unfinished = self.speculation is not None and self.speculation.unfinished
+        if pause >= (self.unfinished_silence if unfinished else self.end_silence):
             self.ended_by_silence = True
             await self.end()
         elif pause >= self.speculate_silence:
@@ -324,6 +330,8 @@ class VoiceSession:
             speculation.answer = asyncio.create_task(
                 self._answer(transcript.text, speculation.timings, ended, speculation.confirmed)
             )
+            speculation.finished_p = finished_probability(transcript.text)
+            speculation.unfinished = speculation.finished_p < self.finished_threshold
         return transcript
 
     def _drop_speculation(self) -> None:
@@ -353,6 +361,8 @@ class VoiceSession:
         if speculation is not None and speculation.task is not None:
             transcript, timings = await speculation.task, speculation.timings
             timings["speculative"] = 1.0
+            if speculation.finished_p is not None:
+                timings["turn_finished_p"] = round(speculation.finished_p, 3)
         else:
             timings = {}
             transcript = await self.speech.transcribe(audio, self.options["language"], timings)
@@ -419,3 +429,5 @@ class _Speculation:
     timings: dict[str, float]
     task: asyncio.Task[Transcript] | None = None
     answer: asyncio.Task[None] | None = None
+    finished_p: float | None = None  # the end-of-turn model's reading of its transcript
+    unfinished: bool = False  # ... below the threshold: the turn waits the longer silence

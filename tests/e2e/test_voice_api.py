@@ -252,3 +252,20 @@ def test_barge_in_cancels_the_answer_in_progress(slow_voice_server, question_wav
         stream.send({"type": "end"})
         final = stream.until("final_transcript")
         assert "eiffel tower" in final["text"].lower()  # the new question was heard
+
+
+def test_a_pause_after_words_that_read_unfinished_does_not_end_the_turn(base_url) -> None:
+    """0.7 s of silence after "When was the Eiffel Tower completed in the" would end a turn on silence alone
+    (``stt_end_silence_s`` 0.5); the end-of-turn model reads those words as unfinished, so the turn waits for the
+    rest and the question is answered whole, once."""
+    first = spoken_wav("When was the Eiffel Tower completed in the", tail_s=0.7)
+    rest = spoken_wav("city of Paris?", lead_s=0.0, tail_s=1.8)
+    with Stream(base_url) as stream:
+        stream.send({"type": "start", "collection": "kb", "sample_rate": 22050})
+        stream.until("ready")
+        stream.send_pcm(first + rest[44:], pace=1.0)
+        final = stream.until("final_transcript")
+        done = stream.until("done")
+    assert "paris" in final["text"].lower()  # the whole question, not the part before the pause
+    assert [e["type"] for e in stream.events].count("final_transcript") == 1
+    assert "1889" in done["answer"]["answer"]

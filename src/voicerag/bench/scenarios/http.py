@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -94,6 +95,38 @@ async def http_load(
                     stages_ms=_median_stages([stages for _, stages, _ in turns]),
                     turns_ended_at_inner_pause=sum(inside for _, _, inside in turns),
                 )
+            rng = random.Random(23)
+            paused = [with_inner_pause(pcm, rng.uniform(0.3, 0.7), rng) for _, pcm in clips]
+            ends = [
+                (await voice_to_voice(server.url, pcm, end_by_silence=True, collection=collection))[2]
+                for pcm, _ in paused
+            ]
+            scenarios["false_turn_end_rate"] = {
+                "rate": round(sum(ends) / len(ends), 4),
+                "turns": len(ends),
+                "ended_at_the_pause": sum(ends),
+                "pauses_s": [round(seconds, 3) for _, seconds in paused],
+                "note": "each question with a pause of 0.3-0.7 s spliced in at a word boundary in its middle "
+                "(found by Whisper's word timings); a turn that ended there (its final transcript came before the "
+                "speech after the pause was sent) counts",
+            }
+
+
+def with_inner_pause(pcm: bytes, seconds: float, rng: random.Random) -> tuple[bytes, float]:
+    """The clip with ``seconds`` of silence spliced in between two words in its middle third (Whisper's word
+    timings find them), and the pause's length."""
+    from voicerag.config import Settings
+    from voicerag.speech.audio import SAMPLE_RATE, pcm16_to_float
+    from voicerag.speech.stt import WhisperTranscriber
+
+    model = WhisperTranscriber(Settings(preload_speech=False), asyncio.Semaphore(1)).model()
+    segments, _ = model.transcribe(pcm16_to_float(pcm), language="en", word_timestamps=True, vad_filter=False)
+    words = [word for segment in segments for word in segment.words]
+    middle = [i for i in range(len(words) - 1) if len(words) / 3 <= i + 1 <= 2 * len(words) / 3] or [0]
+    i = rng.choice(middle)
+    cut = int((words[i].end + words[i + 1].start) / 2 * SAMPLE_RATE) * 2 if len(words) > 1 else len(pcm) // 2
+    cut -= cut % 2
+    return pcm[:cut] + b"\0" * (2 * int(seconds * SAMPLE_RATE)) + pcm[cut:], seconds
 
 
 def _median_stages(turns: list[dict[str, float]]) -> dict[str, float]:
@@ -109,7 +142,8 @@ async def voice_to_voice(
     ``end`` (seconds from ``end`` to the first answer audio frame), or with ``end_by_silence`` silence for as
     long as it takes (seconds from the end of the speech, found by the VAD, to the first answer audio). Also the
     server's own timings of the turn's stages (transcription, search, answer, first audio...), in ms, and
-    whether a pause inside the clip ended the turn (timed from that pause: the speaker paused long enough)."""
+    whether a pause inside the clip ended the turn (a final transcript came before the clip's last speech was
+    sent: the server took the pause for the end of the question)."""
     import json
 
     from websockets.asyncio.client import connect
@@ -120,6 +154,7 @@ async def voice_to_voice(
     frame = 3200  # bytes: 100 ms of 16 kHz 16-bit mono
     speech_ends = [2 * part["end"] for part in speech_timestamps(pcm16_to_float(pcm))]  # in bytes
     ended: list[float] = []
+    last_speech_sent = asyncio.Event()
     async with connect(url.replace("http://", "ws://") + "/v1/voice/stream", max_size=None) as ws:
         await ws.send(json.dumps({"type": "start", "collection": collection, "sample_rate": 16_000}))
         await ws.recv()
@@ -130,6 +165,8 @@ async def voice_to_voice(
                 for speech_end in speech_ends:  # this frame holds an end of speech, captured that long ago
                     if i <= speech_end < i + frame:
                         ended.append(time.perf_counter() - (i + frame - speech_end) / 32_000)
+                if not speech_ends or i + frame > speech_ends[-1]:
+                    last_speech_sent.set()
                 await asyncio.sleep(0.1)
             if not end_by_silence:
                 ended[:] = [time.perf_counter()]
@@ -148,11 +185,12 @@ async def voice_to_voice(
                 if isinstance(message, bytes):
                     if first_audio is None:
                         first_audio = time.perf_counter() - ended[-1]
-                        ended_inside = end_by_silence and len(ended) < len(speech_ends)
                     continue
                 event = json.loads(message)
                 if event["type"] == "error":
                     raise RuntimeError(event["detail"])
+                if event["type"] == "final_transcript" and not last_speech_sent.is_set():
+                    ended_inside = True
                 if event["type"] == "done" and first_audio is not None:
                     return first_audio, event["timings_ms"], ended_inside
         finally:
