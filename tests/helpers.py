@@ -216,3 +216,19 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+class ManualClock:
+    """A ``voicerag.clock.Clock`` that moves only when told: tests advance time instead of sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.helpers import PG_URL, TEST_REDIS, free_port, need_service, wait_for_sync
+from tests.helpers import PG_URL, TEST_REDIS, ManualClock, free_port, need_service, wait_for_sync
 from voicerag import Document, VoiceRAG
 from voicerag.cache.tiered import Policy, TieredCache, make_key
 from voicerag.cache.tiers import ENTRY_OVERHEAD, MemoryTier, RedisTier, SQLTier
@@ -67,12 +67,22 @@ def _key(policy, parts):
 
 
 async def test_ttl_expiry_in_every_tier(tiers) -> None:
-    cache = cache_of(tiers, ttl=0.3)
+    """Memory and SQL expire by the clock they are given (moved forward here, not slept through); Redis keeps
+    its own time, so the TTL it was handed is read back."""
+    _, redis, sql = tiers
+    clock = ManualClock()
+    memory = MemoryTier({"answer": 10_000, "embedding": 10_000}, clock=clock)
+    cache = cache_of((memory, redis, SQLTier(sql.engine, clock=clock)), ttl=30)
     await cache.set("answer", ("t",), "v")
     assert await cache.get("answer", ("t",)) == "v"
-    await asyncio.sleep(0.45)
-    for tier in tiers:
-        assert await tier.get(_key("answer", ("t",))) is None, tier.name
+    assert 0 < await redis.redis.pttl(_key("answer", ("t",))) <= 30_000
+    clock.advance(29)
+    assert await memory.get(_key("answer", ("t",))) is not None
+    clock.advance(1)
+    for tier in cache.tiers:
+        if tier is not redis:
+            assert await tier.get(_key("answer", ("t",))) is None, tier.name
+    await redis.clear(policy="answer")
     assert await cache.get("answer", ("t",)) is None
 
 
@@ -99,10 +109,12 @@ async def test_single_flight_100_concurrent_misses_compute_once(tiers) -> None:
     async def slow():
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.1)
+        while cache.stats["answer"].coalesced < 99:  # still computing when every other caller has arrived
+            await asyncio.sleep(0)
         return [1, 2, 3]
 
-    results = await asyncio.gather(*(cache.get_or_compute("answer", ("same",), slow) for _ in range(100)))
+    async with asyncio.timeout(60):  # a hang guard only
+        results = await asyncio.gather(*(cache.get_or_compute("answer", ("same",), slow) for _ in range(100)))
     assert calls == 1 and all(r[0] == [1, 2, 3] for r in results)
     assert cache.stats["answer"].coalesced == 99
 
@@ -249,6 +261,7 @@ async def test_redis_killed_mid_load_no_request_fails(own_redis, make_settings, 
     async with await VoiceRAG.open(settings) as rag:
         await rag.ingest("kb", facts)
         redis_tier = next(t for t in rag.cache.tiers if t.name == "redis")
+        redis_tier.clock = clock = ManualClock()  # the breaker's pause passes when the test says so
         failures, answers = [], 0
 
         async def load(rounds: int):
@@ -269,7 +282,7 @@ async def test_redis_killed_mid_load_no_request_fails(own_redis, make_settings, 
         warnings = [r for r in caplog.records if "Redis cache tier unavailable" in r.getMessage()]
         assert len(warnings) == 1  # once per outage
         procs.append(start())
-        await asyncio.sleep(redis_tier.retry_after_s + 0.1)
+        clock.advance(redis_tier.retry_after_s)
         await rag.cache.invalidate(policy="answer")
         await load(10)
         assert redis_tier.down_since is None  # reconnected by itself

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import OrderedDict
 from typing import Any
 
+from voicerag.clock import SYSTEM_CLOCK, Clock
 from voicerag.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,16 @@ return {allowed, tostring(tokens)}
 
 
 class RateLimiter:
-    def __init__(self, rate: float, burst: int, max_callers: int = 100_000, setting: str = "VOICERAG_RATE_LIMIT_PER_S"):
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_callers: int = 100_000,
+        setting: str = "VOICERAG_RATE_LIMIT_PER_S",
+        clock: Clock = SYSTEM_CLOCK,
+    ):
         self.rate = rate
+        self.clock = clock
         self.burst = burst
         self.setting = setting  # named in the 429's message
         self.max_callers = max_callers
@@ -51,7 +59,7 @@ class RateLimiter:
                 if self._script is None:
                     self._script = redis.register_script(BUCKET)
                 allowed, left = await self._script(
-                    keys=[f"voicerag:rate:{caller}"], args=[self.rate, self.burst, time.time()]
+                    keys=[f"voicerag:rate:{caller}"], args=[self.rate, self.burst, self.clock.time()]
                 )
                 tokens = float(left) + (1 if int(allowed) else 0)
             except Exception as exc:  # Redis away: this process keeps limiting on its own
@@ -69,7 +77,7 @@ class RateLimiter:
 
     def _take_locally(self, caller: str) -> float:
         """The bucket's tokens before this request (a token is spent when there was one)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         tokens, at = self._buckets.pop(caller, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.rate)
         self._buckets[caller] = (tokens - 1 if tokens >= 1 else tokens, now)

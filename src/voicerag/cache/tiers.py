@@ -9,7 +9,6 @@ import logging
 import os
 import struct
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy import Column, Float, Index, LargeBinary, String, Table, delete,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from voicerag.clock import SYSTEM_CLOCK, Clock
 from voicerag.documents.store import metadata
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,9 @@ class MemoryTier:
 
     name = "memory"
 
-    def __init__(self, budgets: dict[str, int]):
+    def __init__(self, budgets: dict[str, int], clock: Clock = SYSTEM_CLOCK):
         self.budgets = budgets
+        self.clock = clock
         self._lru: dict[str, OrderedDict[str, _Entry]] = {p: OrderedDict() for p in budgets}
         self._bytes: dict[str, int] = dict.fromkeys(budgets, 0)
         self.evictions: dict[str, int] = dict.fromkeys(budgets, 0)
@@ -97,7 +98,7 @@ class MemoryTier:
             entry = lru.get(key)
             if entry is None:
                 return None
-            if entry.expires_at <= time.time():
+            if entry.expires_at <= self.clock.time():
                 self._drop(policy, key)
                 return None
             lru.move_to_end(key)
@@ -116,7 +117,7 @@ class MemoryTier:
         with self._lock:
             lru = self._lru[policy]
             self._drop(policy, key)
-            lru[key] = _Entry(value, time.time() + ttl_s, policy, tags)
+            lru[key] = _Entry(value, self.clock.time() + ttl_s, policy, tags)
             self._bytes[policy] += size
             while self._bytes[policy] > budget:
                 old_key, _ = next(iter(lru.items()))
@@ -145,7 +146,7 @@ class MemoryTier:
 
     async def purge_expired(self) -> int:
         """Drop expired entries now (they would otherwise go when read or pushed out)."""
-        now, removed = time.time(), 0
+        now, removed = self.clock.time(), 0
         with self._lock:
             for name, lru in self._lru.items():
                 for key in [k for k, e in lru.items() if e.expires_at <= now]:
@@ -176,8 +177,9 @@ class RedisTier:
 
     name = "redis"
 
-    def __init__(self, redis: Any, retry_after_s: float = 1.0):
+    def __init__(self, redis: Any, retry_after_s: float = 1.0, clock: Clock = SYSTEM_CLOCK):
         self.redis = redis
+        self.clock = clock
         self.retry_after_s = retry_after_s
         self.down_since: float | None = None
         self._skip_until = 0.0
@@ -185,18 +187,18 @@ class RedisTier:
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._skip_until
+        return self.clock.monotonic() >= self._skip_until
 
     def _failed(self, exc: Exception) -> None:
         self.errors += 1
-        self._skip_until = time.monotonic() + self.retry_after_s
+        self._skip_until = self.clock.monotonic() + self.retry_after_s
         if self.down_since is None:
-            self.down_since = time.time()
+            self.down_since = self.clock.time()
             log.warning("Redis cache tier unavailable (%s); serving from the other tiers", exc or type(exc).__name__)
 
     def _ok(self) -> None:
         if self.down_since is not None:
-            log.warning("Redis cache tier back after %.1f s", time.time() - self.down_since)
+            log.warning("Redis cache tier back after %.1f s", self.clock.time() - self.down_since)
             self.down_since = None
 
     async def get(self, key: str) -> bytes | None:
@@ -278,8 +280,9 @@ class SQLTier:
 
     name = "sql"
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, clock: Clock = SYSTEM_CLOCK):
         self.engine = engine
+        self.clock = clock
         self._sets = 0
         self.errors = 0
 
@@ -297,7 +300,7 @@ class SQLTier:
             return None
         if row is None:
             return None
-        if row[1] <= time.time():
+        if row[1] <= self.clock.time():
             await self.delete([key])
             return None
         return bytes(row[0])
@@ -308,7 +311,7 @@ class SQLTier:
             "policy": policy,
             "tags": "|" + "|".join(tags) + "|" if tags else "",
             "value": value,
-            "expires_at": time.time() + ttl_s,
+            "expires_at": self.clock.time() + ttl_s,
         }
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(cache_entries).values(**values)
@@ -321,7 +324,7 @@ class SQLTier:
                 await conn.execute(stmt)
                 self._sets += 1
                 if self._sets % 500 == 0:
-                    await conn.execute(delete(cache_entries).where(cache_entries.c.expires_at <= time.time()))
+                    await conn.execute(delete(cache_entries).where(cache_entries.c.expires_at <= self.clock.time()))
         except Exception as exc:
             self.errors += 1
             log.warning("SQL cache tier write failed: %s", exc)
@@ -330,7 +333,7 @@ class SQLTier:
         """Live entries per policy."""
         stmt = (
             select(cache_entries.c.policy, func.count())
-            .where(cache_entries.c.expires_at > time.time())
+            .where(cache_entries.c.expires_at > self.clock.time())
             .group_by(cache_entries.c.policy)
         )
         async with self.engine.connect() as conn:
@@ -338,7 +341,7 @@ class SQLTier:
 
     async def purge_expired(self) -> int:
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(cache_entries).where(cache_entries.c.expires_at <= time.time()))
+            result = await conn.execute(delete(cache_entries).where(cache_entries.c.expires_at <= self.clock.time()))
         return int(result.rowcount or 0)
 
     async def delete(self, keys: list[str]) -> None:
@@ -372,8 +375,9 @@ class FileTier:
     name = "disk"
     _HEADER = 8  # expiry time, float64 seconds since the epoch
 
-    def __init__(self, root: Path, max_bytes: int):
+    def __init__(self, root: Path, max_bytes: int, clock: Clock = SYSTEM_CLOCK):
         self.root = root
+        self.clock = clock
         self.max_bytes = max_bytes
         self.evictions = 0
         self._lock = threading.Lock()
@@ -416,7 +420,7 @@ class FileTier:
         except (OSError, struct.error):
             self._forget(path)
             return None
-        if expires_at <= time.time():
+        if expires_at <= self.clock.time():
             self._forget(path)
             return None
         os.utime(path)
@@ -432,7 +436,7 @@ class FileTier:
         if path is None or len(value) + self._HEADER > self.max_bytes:
             return
         try:
-            await asyncio.to_thread(self._write, path, struct.pack("<d", time.time() + ttl_s) + value)
+            await asyncio.to_thread(self._write, path, struct.pack("<d", self.clock.time() + ttl_s) + value)
         except OSError as exc:
             log.warning("disk cache write failed: %s", exc)
 
