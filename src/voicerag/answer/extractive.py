@@ -126,6 +126,35 @@ def unit_features(
     }
 
 
+# What an answer shows that a topic sentence does not: code, a number, an identifier (snake_case, dotted, a call,
+# CamelCase), a setting (key=value), a command in capitals (GETSET, MAXLEN).
+_ANSWER_BEARING = re.compile(
+    r"`[^`]+`|[\w.]*\d[\w.]*|\w+_\w+|\w+\.\w+|\w+\(|\w+=\w*|\b[A-Z]{3,}\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*"
+)
+
+
+def _bears_answer(unit: Unit, question: str) -> bool:
+    """Whether the unit shows code, a value or an identifier the question does not already name."""
+    if unit.code:
+        return True
+    asked = question.lower()
+    return any(match.group(0).lower().strip("`") not in asked for match in _ANSWER_BEARING.finditer(unit.text))
+
+
+def _follow_on(best: _Candidate, ranked: list[_Candidate], question: str) -> _Candidate | None:
+    """The unit right after ``best`` in its source, when ``best`` only sets the question up (it asks it, leads
+    into something with ":", or names no code, value or identifier the question lacks) and that next one carries
+    such a thing: "Occasionally you might want to test the content of 500 error responses." then the code."""
+    setup = best.unit.text.rstrip().endswith(("?", ":")) or not _bears_answer(best.unit, question)
+    if not setup:
+        return None
+    after = [c for c in ranked if c.source is best.source and c.unit.start >= best.unit.end]
+    nearest = min(after, key=lambda c: c.unit.start, default=None)
+    if nearest is None or nearest.unit.start - best.unit.end > 200 or not _bears_answer(nearest.unit, question):
+        return None
+    return nearest
+
+
 class ExtractiveGenerator:
     """Answers with the sentences of the top sources that best answer the question: scored by meaning
     (embedding similarity to the question, when given) and by IDF-weighted word and bigram overlap, with a
@@ -203,7 +232,7 @@ class ExtractiveGenerator:
             found = confidence >= 0.25
         if not found or ranked[0].score <= 0:
             return Extract(NO_ANSWER, False, round(confidence, 4), features)
-        best = self._complete(ranked, q_set, idf)
+        best = self._complete(ranked, q_set, idf, question)
         best.sort(key=lambda c: (c.source.n, c.unit.start))
         for c in best:
             if c.source.quote is None:
@@ -264,7 +293,9 @@ class ExtractiveGenerator:
             candidate.score = math.exp(candidate.score - best_score)
         return candidates, df, idf, coverage
 
-    def _complete(self, ranked: list[_Candidate], q_set: set[str], idf: dict[str, float]) -> list[_Candidate]:
+    def _complete(
+        self, ranked: list[_Candidate], q_set: set[str], idf: dict[str, float], question: str
+    ) -> list[_Candidate]:
         """The best unit, then up to ``sentences - 1`` more with at least a tenth of its odds: one that answers a
         part of the question the chosen ones leave out (its question words not yet covered, idf-weighted: "the
         museum and the library") when there is one, else the next best. Units overlapping a chosen one (a list
@@ -273,6 +304,10 @@ class ExtractiveGenerator:
         covered = q_set & ranked[0].tokens
         weight = sum(idf.get(t, 0.0) for t in q_set) or 1.0
         pool = ranked[1:16]
+        follow = _follow_on(ranked[0], ranked, question) if self.sentences > 1 else None
+        if follow is not None:  # the best unit sets the question up; the one after it in its source answers
+            chosen.append(follow)
+            covered |= q_set & follow.tokens
         while len(chosen) < self.sentences:
             pool = [c for c in pool if not any(_overlaps(c, other) for other in chosen)]
             if not pool:
