@@ -97,19 +97,26 @@ async def http_load(
                 )
             rng = random.Random(23)
             paused = [with_inner_pause(pcm, rng.uniform(0.3, 0.7), rng) for _, pcm in clips]
-            ends = [
-                (await voice_to_voice(server.url, pcm, end_by_silence=True, collection=collection))[2]
-                for pcm, _ in paused
-            ]
-            scenarios["false_turn_end_rate"] = {
-                "rate": round(sum(ends) / len(ends), 4),
-                "turns": len(ends),
-                "ended_at_the_pause": sum(ends),
-                "pauses_s": [round(seconds, 3) for _, seconds in paused],
-                "note": "each question with a pause of 0.3-0.7 s spliced in at a word boundary in its middle "
-                "(found by Whisper's word timings); a turn that ended there (its final transcript came before the "
-                "speech after the pause was sent) counts",
-            }
+            scenarios["false_turn_end_rate"] = await false_turn_ends(server.url, paused, collection)
+        off = {"cache_enabled": False, "stt_turn_end_threshold": 0.0}
+        with server_process(config.data_dir, logs / "server_voice_off.log", **off) as server:
+            await voice_to_voice(server.url, clips[0][1], collection=collection)
+            scenarios["false_turn_end_rate_silence_only"] = await false_turn_ends(server.url, paused, collection)
+            scenarios["false_turn_end_rate_silence_only"]["note"] += "; the end-of-turn model off (silence alone)"
+
+
+async def false_turn_ends(url: str, paused: list[tuple[bytes, float]], collection: str) -> dict[str, Any]:
+    """How many of the questions with a pause spliced in had their turn ended at that pause."""
+    ends = [(await voice_to_voice(url, pcm, end_by_silence=True, collection=collection))[2] for pcm, _ in paused]
+    return {
+        "rate": round(sum(ends) / len(ends), 4),
+        "turns": len(ends),
+        "ended_at_the_pause": sum(ends),
+        "pauses_s": [round(seconds, 3) for _, seconds in paused],
+        "note": "each question with a pause of 0.3-0.7 s spliced in at a word boundary in its middle third "
+        "(Whisper's word timings); a turn whose final transcript came before the speech after the pause was sent "
+        "counts",
+    }
 
 
 def with_inner_pause(pcm: bytes, seconds: float, rng: random.Random) -> tuple[bytes, float]:
