@@ -62,6 +62,10 @@ def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
     sync = scenarios["replica_sync"]  # two serve processes: every write on one was found on the other
     assert sync["requests"] == 20 and sync["errors"] == 0 and sync["server_lag_ms"]["syncs"] >= 1
     assert sync["queries_during"] > 0 and sync["max_query_ms"] > 0 and sync["max_query_ms_without_writes"] > 0
+    for name in ("false_turn_end_rate", "false_turn_end_rate_silence_only"):  # the same spliced clips, both ways
+        turns = scenarios[name]
+        assert turns["turns"] == scenarios["voice_to_voice_ptt"]["requests"] and 0 <= turns["rate"] <= 1, name
+        assert all(0.3 <= pause <= 0.7 for pause in turns["pauses_s"]), name
     assert scenarios["ask_cached"]["answer_hit_rate"] > 0  # the Zipf mix repeats questions
     assert scenarios["index_hnsw"]["recall_at_10"] >= 0.95
     assert scenarios["http_ask"]["peak_in_flight"] == report["config"]["concurrency"]
