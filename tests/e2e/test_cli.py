@@ -163,6 +163,9 @@ def test_postgres_start_status_stop(tmp_path: Path) -> None:
     finally:
         stopped = json.loads(voicerag(tmp_path, "postgres", "stop", "--json").stdout)
     assert stopped == {"url": None, "running": False, "pgdata": started["pgdata"]}
+    again = voicerag(tmp_path, "postgres", "stop")  # the words: stopped once, then not running; no noise
+    assert again.stdout.strip() == f"PostgreSQL in {started['pgdata']} was not running"
+    assert "XDG_RUNTIME_DIR" not in again.stderr and "Warning" not in again.stderr
 
 
 def test_serve_with_two_workers(tmp_path: Path) -> None:

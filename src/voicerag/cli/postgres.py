@@ -32,6 +32,8 @@ def _postgres(action: str, as_json: bool) -> None:
     if info["running"]:
         out.print(f"PostgreSQL with pgvector runs in {info['pgdata']} (pid {info['pid']})")
         out.print(f"export VOICERAG_DATABASE_URL='{info['url']}'  # add VOICERAG_VECTOR_BACKEND=pgvector to use it")
+    elif action == "stop":
+        out.print(f"PostgreSQL in {info['pgdata']} {'stopped' if info['stopped'] else 'was not running'}")
     else:
         out.print(f"PostgreSQL in {info['pgdata']} is not running")
 
