@@ -37,3 +37,22 @@ def clean_document_text(value: str, what: str) -> str:
     spaces; invalid Unicode is refused."""
     _valid_unicode(value, what)
     return _CONTROL.sub(" ", value)
+
+
+def collection_names(
+    collection: object, collections: object, fields: str = "'collection' or 'collections'"
+) -> list[str]:
+    """The collections a request names: ``collections`` (a list, or a comma-separated string in a form) and
+    ``collection``, in that order; a 4xx naming ``fields`` when there are none."""
+    if isinstance(collections, str):
+        listed = [name.strip() for name in collections.split(",") if name.strip()]
+    elif isinstance(collections, list | tuple):
+        listed = [str(name) for name in collections]
+    elif collections is None:
+        listed = []
+    else:
+        raise InvalidInput(f"'collections' is a list of collection names (got {type(collections).__name__})")
+    names = listed + ([str(collection)] if collection else [])
+    if not names:
+        raise InvalidInput(f"name the collection to ask: {fields}")
+    return names

@@ -202,11 +202,9 @@ class VoiceSession:
 
     # ---- control messages -------------------------------------------------------------------------------
 
-    async def start(self, message: dict[str, Any]) -> None:
-        """``{"type": "start", "collection": ..., "sample_rate": 16000, "language": "en", "speak": true}``."""
-        names = list(message.get("collections") or []) + ([message["collection"]] if message.get("collection") else [])
-        if not names:
-            raise InvalidInput("start: name the collection to ask: 'collection' or 'collections'")
+    async def start(self, message: dict[str, Any], names: list[str]) -> None:
+        """``{"type": "start", "collection": ..., "sample_rate": 16000, "language": "en", "speak": true}``, with the
+        collections it names (``validation.collection_names``, read once by the transport to authorise them)."""
         rate = int(message.get("sample_rate", SAMPLE_RATE))
         if not 8_000 <= rate <= 96_000:
             raise InvalidInput(f"start: sample_rate must be between 8000 and 96000 Hz (got {rate})")

@@ -42,6 +42,7 @@ from voicerag.config import ConfigError
 from voicerag.documents.loaders import Document, load_bytes
 from voicerag.errors import InvalidInput, TooLarge, Unauthorized, UnknownCollection, VoiceRAGError
 from voicerag.operations.memory import memory_report
+from voicerag.validation import collection_names
 
 
 async def get_rag(connection: HTTPConnection) -> VoiceRAG:
@@ -107,10 +108,7 @@ class _Query(BaseModel):
     k: int | None = None
 
     def names(self) -> list[str]:
-        names = list(self.collections or []) + ([self.collection] if self.collection else [])
-        if not names:
-            raise InvalidInput("name the collection to search: 'collection' or 'collections'")
-        return names
+        return collection_names(self.collection, self.collections)
 
 
 class SearchIn(_Query):

@@ -20,6 +20,7 @@ from voicerag.cache import CLIP_TTL_S
 from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
 from voicerag.speech.tts import Speech
+from voicerag.validation import collection_names
 from voicerag.voice import VoiceSession
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,6 @@ router = APIRouter(dependencies=[Depends(get_principal)])
 streams = APIRouter()  # the websocket authenticates in its first message (browsers cannot set its headers)
 
 AudioFormat = Literal["wav", "mp3", "opus", "flac", "aac", "pcm", "webm", "m4a"]
-
-
-def _names(collection: str | None, collections: str | None) -> list[str]:
-    names = [c.strip() for c in (collections or "").split(",") if c.strip()] + ([collection] if collection else [])
-    if not names:
-        raise InvalidInput("name the collection to ask: form field 'collection' (or 'collections', comma-separated)")
-    return names
 
 
 def _audio_response(speech: Speech, fmt: str) -> Response:
@@ -57,7 +51,7 @@ async def voice_ask(
 ) -> dict[str, Any]:
     """Audio in, JSON out: transcript, answer, sources, the spoken answer (URL or base64) and per-stage timings."""
     started = time.perf_counter()
-    names = _names(collection, collections)
+    names = collection_names(collection, collections, "form field 'collection' (or 'collections', comma-separated)")
     caller.require("read", names)
     timings: dict[str, float] = {}
     transcript, answer, speech = await rag.voice.ask_aloud(await file.read(), names, mode, k, language, timings)
@@ -140,9 +134,11 @@ async def _control(rag: Any, session: VoiceSession, text: str, allowed: bool) ->
     if kind == "start":
         key = message.get("api_key")
         caller = await authenticate(rag, f"Bearer {key}" if isinstance(key, str) else None)
-        names = list(message.get("collections") or []) + ([message["collection"]] if message.get("collection") else [])
-        caller.require("read", [str(n) for n in names])
-        await session.start(message)
+        names = collection_names(
+            message.get("collection"), message.get("collections"), "start: 'collection' or 'collections'"
+        )
+        caller.require("read", names)
+        await session.start(message, names)
         return True
     if not allowed:
         raise Unauthorized("send a 'start' message (with 'api_key' when the server needs one) first")
