@@ -32,7 +32,8 @@ from voicerag.operations.live_config import LiveConfig
 from voicerag.pipeline import Pipeline
 from voicerag.pools import Pools
 from voicerag.retrieval.embedder import Embedder, create_embedder
-from voicerag.retrieval.index import DenseBackend, FaissBackend, IndexParams
+from voicerag.retrieval.faiss_index import FaissBackend
+from voicerag.retrieval.index import DenseBackend, IndexParams
 from voicerag.retrieval.search import Retriever
 from voicerag.retrieval.worker import RetrievalWorker
 from voicerag.speech.service import SpeechService

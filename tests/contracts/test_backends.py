@@ -10,8 +10,8 @@ import pytest
 
 from tests.contracts.lexical_index import LexicalIndexContract
 from tests.contracts.vector_index import VectorIndexContract, data  # noqa: F401  (the suite's fixture)
-from voicerag.retrieval.faiss_index import FaissIndex
-from voicerag.retrieval.index import FaissBackend, IndexParams, VectorIndex
+from voicerag.retrieval.faiss_index import FaissBackend, FaissIndex
+from voicerag.retrieval.index import IndexParams, VectorIndex
 from voicerag.retrieval.lexical import BM25Index, LexicalSearch
 
 PARAMS = IndexParams(hnsw_m=32, hnsw_ef_construction=100, hnsw_ef_search=128, ivf_nprobe=48)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from voicerag.retrieval.index import DENSE_KINDS, IndexParams, ivf_nlist
+from voicerag.retrieval.index import DENSE_KINDS, IndexParams, VectorIndex, choose_kind, ivf_nlist
 
 # Single queries are fastest on one OpenMP thread; many threads fight numpy's BLAS threads (see MODELS.md).
 faiss.omp_set_num_threads(1)
@@ -223,3 +224,28 @@ class FaissIndex:
         index.tombstones = set(meta.get("tombstones", []))
         index.make_room()
         return index
+
+
+@dataclass(frozen=True)
+class FaissBackend:
+    """FAISS in each process (flat, ivf or hnsw, chosen by size), saved to index files."""
+
+    dim: int
+    params: IndexParams
+    requested: str = "auto"
+    hnsw_threshold: int = 20_000
+    memory_budget_mb: float = 4096
+
+    def kind_for(self, count: int) -> str:
+        return choose_kind(
+            self.requested, count, self.dim, self.hnsw_threshold, self.memory_budget_mb, self.params.hnsw_m
+        )
+
+    def build(self, collection: str, kind: str, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+        return FaissIndex.build(kind, self.dim, self.params, ids, vectors)
+
+    def load(self, collection: str, path: Path, meta: dict[str, Any]) -> VectorIndex:
+        return FaissIndex.load(path, meta, self.dim, self.params)
+
+    async def drop(self, collection: str) -> None:
+        """Nothing outside the index files, which the read model removes."""

@@ -67,32 +67,3 @@ class DenseBackend(Protocol):
     def build(self, collection: str, kind: str, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex: ...
     def load(self, collection: str, path: Path, meta: dict[str, Any]) -> VectorIndex: ...
     async def drop(self, collection: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class FaissBackend:
-    """FAISS in each process (flat, ivf or hnsw, chosen by size), saved to index files."""
-
-    dim: int
-    params: IndexParams
-    requested: str = "auto"
-    hnsw_threshold: int = 20_000
-    memory_budget_mb: float = 4096
-
-    def kind_for(self, count: int) -> str:
-        return choose_kind(
-            self.requested, count, self.dim, self.hnsw_threshold, self.memory_budget_mb, self.params.hnsw_m
-        )
-
-    def build(self, collection: str, kind: str, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
-        from voicerag.retrieval.faiss_index import FaissIndex
-
-        return FaissIndex.build(kind, self.dim, self.params, ids, vectors)
-
-    def load(self, collection: str, path: Path, meta: dict[str, Any]) -> VectorIndex:
-        from voicerag.retrieval.faiss_index import FaissIndex
-
-        return FaissIndex.load(path, meta, self.dim, self.params)
-
-    async def drop(self, collection: str) -> None:
-        """Nothing outside the index files, which the read model removes."""
