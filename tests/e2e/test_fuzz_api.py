@@ -1,6 +1,7 @@
 """Schemathesis against the running server's own OpenAPI schema, a bounded number of cases per route (a
-longer run: ``VOICERAG_TEST_FUZZ_EXAMPLES=500 make test`` or the command in docs/SECURITY.md): no route answers
-with a 5xx, and every response matches the schema the route declares."""
+longer run: ``VOICERAG_TEST_FUZZ_EXAMPLES=500 make test`` or the command in docs/SECURITY.md), asked with no key
+(a keyless loopback server), with an admin key and with a read key: no route answers with a 5xx, and every response
+matches the schema the route declares."""
 
 from __future__ import annotations
 
@@ -20,19 +21,44 @@ from voicerag.api.app import create_app
 EXAMPLES = int(os.environ.get("VOICERAG_TEST_FUZZ_EXAMPLES", "25"))
 
 
-@pytest.fixture(scope="module")
-def api_schema(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("fuzz") / "data"
-    app_settings = Settings(data_dir=data_dir, preload_speech=False, cache_memory_mb=32, max_upload_mb=2)
+ROLES = {  # who asks: no key on a keyless loopback server, then an admin key and a read key once keys exist
+    "keyless": None,
+    "admin": ["admin"],
+    "read": ["read:kb"],
+}
+
+
+@pytest.fixture(scope="module", params=list(ROLES))
+def api_schema(request, tmp_path_factory):
+    """The served schema and the headers to send: the same routes tried by each role."""
+    import asyncio
+
+    from voicerag import Document, VoiceRAG
+
+    data_dir = tmp_path_factory.mktemp(f"fuzz-{request.param}") / "data"
+    app_settings = Settings(  # small limits: a fuzzed text to speak stays short enough to finish in time
+        data_dir=data_dir, preload_speech=False, cache_memory_mb=32, max_upload_mb=2, max_speech_chars=300
+    )
+    headers: dict[str, str] = {}
+    if ROLES[request.param] is not None:
+
+        async def make_key() -> str:
+            async with await VoiceRAG.open(app_settings) as rag:
+                await rag.ingest("kb", [Document(d.id, d.text, d.title) for d in FACTS])
+                return (await rag.keys.create(f"fuzz-{request.param}", ROLES[request.param]))[0]
+
+        headers = {"Authorization": f"Bearer {asyncio.run(make_key())}"}
     with serve(create_app(app_settings)) as url:
-        body = {"documents": [{"id": d.id, "text": d.text, "title": d.title} for d in FACTS]}
-        assert httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).status_code == 200
-        yield schemathesis.openapi.from_url(f"{url}/openapi.json")
+        if not headers:
+            body = {"documents": [{"id": d.id, "text": d.text, "title": d.title} for d in FACTS]}
+            assert httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).status_code == 200
+        yield schemathesis.openapi.from_url(f"{url}/openapi.json"), headers  # the schema is public
 
 
 def test_no_server_errors_and_declared_responses(api_schema) -> None:
+    schema, headers = api_schema
     failures: dict[str, str] = {}
-    operations = [result.ok() for result in api_schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20  # every route is in the schema
 
     for operation in operations:
@@ -48,7 +74,9 @@ def test_no_server_errors_and_declared_responses(api_schema) -> None:
         def run(case) -> None:
             if case.method == "DELETE" and "name" in (case.path_parameters or {}):
                 case.path_parameters = dict(case.path_parameters) | {"name": "scratch"}  # keep 'kb' for the rest
-            case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
+            case.call_and_validate(
+                headers=headers, checks=[not_a_server_error, response_schema_conformance], timeout=120
+            )
 
         try:
             run()
