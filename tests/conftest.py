@@ -22,14 +22,17 @@ for _name in list(os.environ):
 
 async def reset_postgres() -> None:
     """Drop VoiceRAG's tables so every PostgreSQL test starts from an empty database."""
+    from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from voicerag.documents.migrations import VERSION_TABLE
     from voicerag.documents.store import metadata
 
     engine = create_async_engine(PG_URL)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
+            await conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))  # the migrations start over too
     finally:
         await engine.dispose()
 

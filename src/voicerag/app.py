@@ -235,7 +235,14 @@ class VoiceRAG:
         return await run_maintenance(self)
 
     async def health(self) -> dict[str, Any]:
-        return await self.pools.health()
+        """Each pool with a real round trip, and whether the store's schema is this release's."""
+        checks = await self.pools.health()
+        if checks["database"]["ok"]:
+            try:
+                checks["schema"] = await self.store.schema_revision()
+            except Exception as exc:  # report, don't raise: /readyz shows it
+                checks["schema"] = {"ok": False, "error": str(exc)[:200]}
+        return checks
 
 
 async def build_retriever(

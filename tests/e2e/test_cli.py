@@ -241,3 +241,10 @@ def test_bench_says_how_to_install_its_extra_when_a_server_install_lacks_it(tmp_
         result = subprocess.run([sys.executable, "-c", hide + run, *args], capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, result.stderr
         assert "needs jiwer" in result.stderr and "pip install 'voicerag[bench]'" in result.stderr
+
+
+def test_db_upgrade_migrates_once_then_says_it_is_up_to_date(tmp_path: Path) -> None:
+    first = voicerag(tmp_path, "db", "upgrade")
+    assert first.returncode == 0 and "migrated from revision (none) to" in first.stdout, first.stderr
+    again = json.loads(voicerag(tmp_path, "db", "upgrade", "--json").stdout)
+    assert again["before"] == again["revision"]

@@ -195,3 +195,31 @@ async def test_postgres_backends_killed_during_writes_never_leave_half_a_write(m
         stored = {d["id"]: d["chunks"] for d in await rag.list_documents("kb", 1000, 0)}
         assert set(written) <= set(stored)  # what was acknowledged is there...
         assert all(chunks >= 1 for chunks in stored.values())  # ...and whatever is there is whole
+
+
+async def test_a_store_from_the_previous_release_is_migrated_and_keeps_everything(backend_settings, facts) -> None:
+    """A store as the release before migrations left it (its tables made by create_all, no answer-unit table,
+    no version table): opening it stamps the revision its tables match and upgrades it; every document, key and
+    job is still there, and questions are answered (their units embedded at ask time)."""
+    from sqlalchemy import text
+
+    from voicerag.documents.migrations import VERSION_TABLE, head
+
+    settings = backend_settings()
+    async with await VoiceRAG.open(settings) as rag:
+        await rag.ingest("kb", facts)
+        key, _ = await rag.keys.create("ops", ["read:kb"])
+        job = await rag.jobs.create("kb", facts[:1], [])
+        async with rag.pools.engine.begin() as conn:  # back to the previous release's shape
+            await conn.execute(text("DROP TABLE vr_chunk_units"))
+            await conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+    async with await VoiceRAG.open(settings) as rag:
+        schema = await rag.store.schema_revision()
+        assert schema == {"ok": True, "revision": head(), "expected": head()}
+        assert {d["id"] for d in await rag.list_documents("kb")} == {d.id for d in facts}
+        assert (await rag.keys.verify(key)) is not None
+        assert (await rag.jobs.get(job.id)).collection == "kb"
+        answer = await rag.ask("When was the Eiffel Tower completed?", ["kb"])
+        assert answer.found and "1889" in answer.text
+        async with rag.pools.engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM vr_chunk_units"))).scalar() == 0  # made anew

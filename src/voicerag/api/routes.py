@@ -134,7 +134,7 @@ async def readyz(rag: Rag) -> JSONResponse:
     """Ready when the database answers and every collection's indexes are loaded; pool figures."""
     checks = await rag.health()
     checks["indexes"] = {"ok": rag.ready, "loaded": rag.retriever.loaded_names()} | rag.retriever.sync_stats()
-    ready = checks["database"]["ok"] and rag.ready
+    ready = checks["database"]["ok"] and checks.get("schema", {}).get("ok", False) and rag.ready
     alerts = [a.to_json() for a in rag.alerts.active.values()]
     status = (
         ("degraded" if alerts else "ready") if ready else ("warming" if checks["database"]["ok"] else "unavailable")

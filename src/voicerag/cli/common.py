@@ -39,6 +39,8 @@ postgres_app = _group(
     help="A local PostgreSQL with pgvector under DATA_DIR/postgres (pip install 'voicerag[pgvector]')."
 )
 app.add_typer(postgres_app, name="postgres")
+db_app = _group(help="The store's schema: its migrations (Alembic).")
+app.add_typer(db_app, name="db")
 keys_app = _group(help="API keys: create (shown once), list, revoke.")
 app.add_typer(keys_app, name="keys")
 

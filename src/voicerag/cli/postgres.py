@@ -1,4 +1,4 @@
-"""`voicerag postgres`: a local PostgreSQL with pgvector under the data dir."""
+"""`voicerag postgres`: a local PostgreSQL with pgvector under the data dir; `voicerag db`: the store's schema."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 from voicerag.cli.common import (
     JsonFlag,
     console,
+    db_app,
     out,
     postgres_app,
     print_json,
@@ -54,3 +55,32 @@ def postgres_status(as_json: JsonFlag = False) -> None:
 def postgres_stop(as_json: JsonFlag = False) -> None:
     """Stop it (its data stays for the next start)."""
     _postgres("stop", as_json)
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonFlag = False) -> None:
+    """Migrate the store (VOICERAG_DATABASE_URL, or the SQLite file in the data dir) to this release's schema.
+    Serving does it at start-up too; run it first to migrate once, before many replicas start."""
+    import asyncio
+
+    from voicerag.documents.store import SQLDocumentStore
+    from voicerag.pools import create_engine
+
+    settings = settings_or_exit()
+
+    async def upgrade() -> tuple[str | None, str]:
+        engine = create_engine(settings)
+        try:
+            store = SQLDocumentStore(engine)
+            before = (await store.schema_revision())["revision"]
+            return before, await store.create_schema()
+        finally:
+            await engine.dispose()
+
+    before, after = asyncio.run(upgrade())
+    if as_json:
+        print_json({"before": before, "revision": after})
+    elif before == after:
+        out.print(f"the store's schema is up to date (revision {after})")
+    else:
+        out.print(f"the store's schema was migrated from revision {before or '(none)'} to {after}")

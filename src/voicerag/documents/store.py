@@ -8,11 +8,15 @@ sends a NOTIFY on ``CHANGES_CHANNEL``, delivered to listeners when it commits.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -37,9 +41,10 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voicerag.documents.chunking import indexed_text
@@ -52,6 +57,22 @@ T = TypeVar("T")
 WRITE_ATTEMPTS = 3
 # asyncpg's names for a connection that died under a statement; SQLAlchemy does not always mark these invalidated
 _LOST_CONNECTION = {"InternalClientError", "ConnectionDoesNotExistError", "InterfaceError", "ConnectionResetError"}
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Across processes (and engines) on one SQLite file: one migration at a time (SQLite runs DDL outside the
+    transaction, so two at once would each see the other's half-made tables)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    handle = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)  # a thread: the lock holder needs the loop
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -110,7 +131,7 @@ chunks = Table(
 
 # The answer units' vectors of each chunk (answer/units.py), made in the chunk's own embedding pass and packed
 # int8 (retrieval/quantize.py): answering a question reads them instead of embedding its candidate units. Its own
-# table so a store made before it gains it by create_all; ``recipe`` names how the units were cut.
+# table (migration 0002); ``recipe`` names how the units were cut.
 chunk_units = Table(
     "vr_chunk_units",
     metadata,
@@ -132,7 +153,7 @@ changes = Table(
 )
 
 CHANGES_CHANNEL = "voicerag_changes"
-SCHEMA_ATTEMPTS = 5  # tries at creating the tables while other processes create them too
+SCHEMA_LOCK = 0x766F69636572  # "voicer": the advisory lock migrating processes take in turn
 CHANGE_LOG_KEEP = 1000  # generations of history per collection; a replica further behind reloads
 
 
@@ -231,7 +252,8 @@ def _now() -> datetime:
 class DocumentStore(Protocol):
     """Where documents, chunks, vectors and collection generations live."""
 
-    async def create_schema(self) -> None: ...
+    async def create_schema(self) -> str: ...
+    async def schema_revision(self) -> dict[str, Any]: ...
     async def ensure_collection(self, name: str) -> int: ...
     async def generation(self, name: str) -> int | None: ...
     async def generations(self) -> dict[str, int]: ...
@@ -253,18 +275,24 @@ class SQLDocumentStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
 
-    async def create_schema(self) -> None:
-        """Create the tables that are missing. Processes starting together on one new store (``serve --workers
-        N``, replicas) race to create them: the loser's statement fails, and its next try finds them made."""
-        for attempt in range(SCHEMA_ATTEMPTS):
-            try:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
-                return
-            except (OperationalError, ProgrammingError, IntegrityError) as error:
-                raced = isinstance(error, IntegrityError) or "already exists" in str(error.orig)
-                if not raced or attempt == SCHEMA_ATTEMPTS - 1:
-                    raise
+    async def create_schema(self) -> str:
+        """Bring the store's schema to this release's (the migrations in ``documents/migrations``); returns the
+        revision. Processes starting together on one store (``serve --workers N``, replicas) take turns: a
+        PostgreSQL advisory lock, or a lock file beside the SQLite file; whoever comes second finds the work done."""
+        from voicerag.documents import migrations
+
+        async with _migration_lock(self.engine), self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            return await conn.run_sync(migrations.upgrade)
+
+    async def schema_revision(self) -> dict[str, Any]:
+        """The store's schema revision and this release's (``/readyz``: they must match)."""
+        from voicerag.documents import migrations
+
+        async with self.engine.connect() as conn:
+            revision = await conn.run_sync(migrations.current)
+        return {"ok": revision == migrations.head(), "revision": revision, "expected": migrations.head()}
 
     async def ensure_collection(self, name: str) -> int:
         async with self.engine.begin() as conn:
