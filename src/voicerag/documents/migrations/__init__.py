@@ -49,7 +49,10 @@ def _matching_revision(connection: Any) -> str | None:
 def upgrade(connection: Any) -> str:
     """Bring the store on ``connection`` (a synchronous one, inside a transaction) to the newest revision."""
     config = _config(connection)
-    if current(connection) is None and (baseline := _matching_revision(connection)) is not None:
+    revision = current(connection)
+    if revision is None and (baseline := _matching_revision(connection)) is not None:
         command.stamp(config, baseline)
+    elif revision is not None and _matching_revision(connection) is None:
+        command.stamp(config, "base", purge=True)  # its tables were dropped by hand: build them anew
     command.upgrade(config, "head")
     return head()
