@@ -7,17 +7,26 @@ import asyncio
 from voicerag.api.middleware import CancelOnDisconnect
 
 
-async def test_handler_is_cancelled_when_the_client_leaves() -> None:
-    started, stopped = asyncio.Event(), asyncio.Event()
+class EndlessApp:
+    """An ASGI app that reads its body (kept in ``bodies``), then works for ever until it is cancelled."""
 
-    async def endless_app(scope, receive, send) -> None:
-        assert (await receive())["type"] == "http.request"  # reads its body, then works for ever
-        started.set()
+    def __init__(self) -> None:
+        self.started, self.stopped = asyncio.Event(), asyncio.Event()
+        self.bodies: list[dict] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.bodies.append(await receive())
+        self.started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            stopped.set()
+            self.stopped.set()
             raise
+
+
+async def test_handler_is_cancelled_when_the_client_leaves() -> None:
+    endless_app = EndlessApp()
+    started, stopped = endless_app.started, endless_app.stopped
 
     inbox: asyncio.Queue = asyncio.Queue()
     await inbox.put({"type": "http.request", "body": b"{}", "more_body": False})
@@ -33,6 +42,7 @@ async def test_handler_is_cancelled_when_the_client_leaves() -> None:
         await inbox.put({"type": "http.disconnect"})
         await request  # returns: the work was stopped, nothing raised to the server
     assert stopped.is_set() and sent == [] and scope["state"]["client_gone"] is True
+    assert endless_app.bodies[0]["type"] == "http.request"
 
 
 async def test_a_handler_that_listens_for_the_disconnect_still_hears_it() -> None:
@@ -58,18 +68,8 @@ async def test_a_handler_that_listens_for_the_disconnect_still_hears_it() -> Non
 async def test_a_request_without_a_body_is_watched_from_the_start() -> None:
     """``GET /v1/voice/speech?text=...`` never reads a body: its work still stops when the client leaves, and a
     handler that does read the (empty) body gets it."""
-    started, stopped = asyncio.Event(), asyncio.Event()
-    bodies: list[dict] = []
-
-    async def endless_app(scope, receive, send) -> None:
-        bodies.append(await receive())
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-
+    endless_app = EndlessApp()
+    started, stopped, bodies = endless_app.started, endless_app.stopped, endless_app.bodies
     inbox: asyncio.Queue = asyncio.Queue()
     await inbox.put({"type": "http.request", "body": b"", "more_body": False})
     scope = {"type": "http", "method": "GET", "path": "/v1/voice/speech", "headers": [(b"host", b"x")]}
