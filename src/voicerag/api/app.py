@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from voicerag.api.access_log import redact_access_log
 from voicerag.api.middleware import Admission, BodyLimit, CancelOnDisconnect, RequestMetrics, SameOrigin, TrustedHosts
 from voicerag.api.problems import problem
 from voicerag.api.ratelimit import RateLimiter
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, rag: VoiceRAG | None = None, fr
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact_access_log()  # uvicorn has set up its loggers by now
         owned = rag is None
         app.state.rag = rag if rag is not None else await VoiceRAG.open(settings, role="server")
         served = app.state.rag
