@@ -6,6 +6,7 @@ matches the schema the route declares."""
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
 import pytest
@@ -52,6 +53,10 @@ def api_schema(request, tmp_path_factory):
         if not headers:
             body = {"documents": [{"id": d.id, "text": d.text, "title": d.title} for d in FACTS]}
             assert httpx.post(f"{url}/v1/collections/kb/documents", json=body, timeout=60).status_code == 200
+        deadline = time.monotonic() + 120  # a hang guard: /readyz says 503 "warming" until the indexes are in
+        while httpx.get(f"{url}/readyz", timeout=60).status_code != 200:
+            assert time.monotonic() < deadline, "the server never became ready"
+            time.sleep(0.05)
         yield schemathesis.openapi.from_url(f"{url}/openapi.json"), headers  # the schema is public
 
 
