@@ -285,8 +285,11 @@ class VoiceSession:
         speech_end = start + speech[-1]["end"]
         pause = audio.size - speech_end
         self.speech_ended_at = time.perf_counter() - pause / SAMPLE_RATE
-        unfinished = self.speculation is not None and self.speculation.unfinished
-        if pause >= (self.unfinished_silence if unfinished else self.end_silence):
+        speculation = self.speculation
+        unfinished = speculation is not None and speculation.unfinished
+        # the words decide the wait: until the speculative transcript is read, only the longer silence ends a turn
+        unread = speculation is not None and speculation.task is not None and not speculation.task.done()
+        if pause >= (self.unfinished_silence if unfinished or unread else self.end_silence):
             self.ended_by_silence = True
             await self.end()
         elif pause >= self.speculate_silence:
