@@ -6,6 +6,7 @@ stamped with the revision its tables match. A schema change is a new file in ``v
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ def _config(connection: Any = None) -> Config:
     return config
 
 
+@lru_cache(maxsize=1)
 def head() -> str:
-    """The newest revision this release knows."""
+    """The newest revision this release knows (read from the files once: /readyz asks on every probe)."""
     revision = ScriptDirectory.from_config(_config()).get_current_head()
     assert revision is not None
     return revision
