@@ -54,6 +54,24 @@ async def test_a_question_in_two_parts_is_answered_from_both_documents(rag) -> N
     assert "museum" in answer.text and "opens at nine" in answer.text, answer.text
 
 
+async def test_a_sentence_that_only_sets_the_question_up_brings_the_one_that_answers(rag) -> None:
+    """Documentation asks its own question and answers it in the next sentence (a FAQ), or describes the
+    situation, asks "How do I ...?" and then names the option: the answer carries the sentence that answers."""
+    faq = (
+        "# Counters\n\nYou can use strings as atomic counters with INCR and INCRBY. "
+        "What does it mean that INCR is atomic? That even several clients issuing INCR against the same key "
+        "never enter a race condition. The final value is always the sum of the increments.\n\n"
+        "# Expansion on Windows\n\nNote that I used single quotes above, so my shell is not expanding the "
+        "environment variable, the library does. How do I get it to not expand it? Pass windows_expand_args=False "
+        "when calling the command line interface."
+    )
+    await rag.ingest("faq", [Document("faq.md", faq, "FAQ")])
+    atomic = await rag.ask("What does it mean that INCR is atomic?", ["faq"])
+    assert atomic.found and "race condition" in atomic.text, atomic.text
+    expand = await rag.ask("My single-quoted variables get expanded on Windows. How do I stop that?", ["faq"])
+    assert expand.found and "windows_expand_args=False" in expand.text, expand.text
+
+
 class CountingEmbedder:
     """The real embedder, counting the texts each call embeds."""
 

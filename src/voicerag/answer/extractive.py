@@ -145,14 +145,25 @@ def _follow_on(best: _Candidate, ranked: list[_Candidate], question: str) -> _Ca
     """The unit right after ``best`` in its source, when ``best`` only sets the question up (it asks it, leads
     into something with ":", or names no code, value or identifier the question lacks) and that next one carries
     such a thing: "Occasionally you might want to test the content of 500 error responses." then the code."""
-    setup = best.unit.text.rstrip().endswith(("?", ":")) or not _bears_answer(best.unit, question)
+    asks = best.unit.text.rstrip().endswith("?")
+    setup = asks or best.unit.text.rstrip().endswith(":") or not _bears_answer(best.unit, question)
     if not setup:
         return None
-    after = [c for c in ranked if c.source is best.source and c.unit.start >= best.unit.end]
-    nearest = min(after, key=lambda c: c.unit.start, default=None)
-    if nearest is None or nearest.unit.start - best.unit.end > 200 or not _bears_answer(nearest.unit, question):
-        return None
-    return nearest
+    after = sorted((c for c in ranked if c.source is best.source and c.unit.start >= best.unit.end), key=_start)
+    previous = best
+    for step, nearest in enumerate(after[:3]):
+        if nearest.unit.start - previous.unit.end > 200:
+            return None
+        if _bears_answer(nearest.unit, question):
+            return nearest
+        if not nearest.unit.text.rstrip().endswith("?"):  # the walk passes only over a question the text asks
+            return nearest if asks and step == 0 else None  # a question's own next sentence answers it (a FAQ)
+        previous = nearest
+    return None
+
+
+def _start(candidate: _Candidate) -> int:
+    return candidate.unit.start
 
 
 class ExtractiveGenerator:
