@@ -80,5 +80,65 @@ class Done:
         return self.answer.to_json()
 
 
+@dataclass(frozen=True)
+class Ready:
+    """A voice turn's session started: the audio it takes."""
+
+    sample_rate: int
+    formats: tuple[str, ...] = ("pcm16",)
+    kind: ClassVar[str] = "ready"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "formats": list(self.formats)}
+
+
+@dataclass(frozen=True)
+class PartialTranscript:
+    """What the speaker has said so far (while speaking; may change)."""
+
+    text: str
+    kind: ClassVar[str] = "partial_transcript"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    """The turn's question, as it will be answered."""
+
+    text: str
+    cached: bool
+    timings_ms: dict[str, float]
+    kind: ClassVar[str] = "final_transcript"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "cached": self.cached, "timings_ms": self.timings_ms}
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """The answer in progress was stopped: barge-in, cancel, a new question or a new session."""
+
+    reason: str
+    kind: ClassVar[str] = "interrupted"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True)
+class TurnError:
+    """What went wrong with a turn (an HTTP-like status and what to do about it); the session goes on."""
+
+    status: int
+    detail: str
+    kind: ClassVar[str] = "error"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "detail": self.detail}
+
+
 AnswerEvent = Sources | Delta | Fallback | Done
 VoiceEvent = Sources | Delta | Fallback | Audio | Done
+TurnFrame = Ready | PartialTranscript | FinalTranscript | Interrupted | TurnError | VoiceEvent

@@ -4,7 +4,6 @@ and the OpenAI-compatible ``/v1/audio/transcriptions`` and ``/v1/audio/speech``.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import time
 from typing import Annotated, Any, Literal
@@ -15,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voicerag.api.routes import Caller, Rag, authenticate, get_principal
 from voicerag.api.schemas import AUDIO_RESPONSES, TranscriptionOut, VoiceAnswerOut
+from voicerag.api.voice_wire import Ask, Cancel, End, Start, WireFrames, parse_control
 from voicerag.auth import ANONYMOUS, Principal
 from voicerag.cache import CLIP_TTL_S
-from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
+from voicerag.errors import Unauthorized, VoiceRAGError
+from voicerag.events import TurnError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
 from voicerag.speech.tts import Speech
 from voicerag.validation import collection_names
@@ -102,7 +103,8 @@ async def voice_stream(websocket: WebSocket) -> None:
     ``api_key``; nothing is heard or answered before a ``start`` the key allows."""
     await websocket.accept()
     rag = websocket.app.state.rag
-    session = VoiceSession(rag.voice, websocket.send_json, websocket.send_bytes)
+    frames = WireFrames(websocket)
+    session = VoiceSession(rag.voice, frames)
     allowed = False
     try:
         while True:
@@ -117,7 +119,7 @@ async def voice_stream(websocket: WebSocket) -> None:
                     continue
                 allowed = await _control(rag, session, message.get("text") or "", allowed)
             except VoiceRAGError as exc:
-                await websocket.send_json({"type": "error", "status": exc.status, "detail": exc.detail})
+                await frames(TurnError(exc.status, exc.detail))
     except WebSocketDisconnect:
         pass
     finally:
@@ -126,30 +128,20 @@ async def voice_stream(websocket: WebSocket) -> None:
 
 async def _control(rag: Any, session: VoiceSession, text: str, allowed: bool) -> bool:
     """Handle one control message; returns whether the session is now allowed to go on."""
-    try:
-        message = json.loads(text)
-    except json.JSONDecodeError:
-        raise InvalidInput("control messages are JSON objects with a 'type'") from None
-    kind = message.get("type") if isinstance(message, dict) else None
-    if kind == "start":
-        key = message.get("api_key")
-        caller = await authenticate(rag, f"Bearer {key}" if isinstance(key, str) else None)
-        names = collection_names(
-            message.get("collection"), message.get("collections"), "start: 'collection' or 'collections'"
-        )
-        caller.require("read", names)
-        await session.start(message, names)
+    message = parse_control(text)
+    if isinstance(message, Start):
+        caller = await authenticate(rag, f"Bearer {message.api_key}" if message.api_key is not None else None)
+        caller.require("read", message.options.collections)
+        await session.start(message.options)
         return True
     if not allowed:
         raise Unauthorized("send a 'start' message (with 'api_key' when the server needs one) first")
-    if kind == "end":
+    if isinstance(message, End):
         await session.end()
-    elif kind == "ask":
-        await session.ask_text(str(message.get("text") or ""))
-    elif kind == "cancel":
+    elif isinstance(message, Ask):
+        await session.ask_text(message.text)
+    elif isinstance(message, Cancel):
         await session.interrupt("cancelled")
-    else:
-        raise InvalidInput(f"unknown message type {kind!r}; one of start, end, ask, cancel")
     return True
 
 

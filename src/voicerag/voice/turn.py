@@ -1,4 +1,6 @@
-"""Voice turns: a spoken (or typed) question -> transcript -> grounded answer -> spoken answer, streamed."""
+"""A voice turn over a stream: 16-bit mono PCM in, typed frames out (``events.TurnFrame``: transcripts, the
+answer's text and audio, interruptions, errors). The transport turns its wire messages into calls here and the
+frames into wire messages (``api/voice_wire.py``)."""
 
 from __future__ import annotations
 
@@ -6,158 +8,44 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from voicerag.answer.types import Answer
 from voicerag.config import SearchMode
 from voicerag.errors import InvalidInput, VoiceRAGError
-from voicerag.events import Audio, Delta, Done, Fallback, VoiceEvent
-from voicerag.pipeline import Pipeline
+from voicerag.events import (
+    Audio,
+    Done,
+    FinalTranscript,
+    Interrupted,
+    PartialTranscript,
+    Ready,
+    TurnError,
+    TurnFrame,
+)
 from voicerag.speech.audio import SAMPLE_RATE, pcm16_to_float, resample_pcm16
-from voicerag.speech.listening import spoken_pieces
-from voicerag.speech.service import SpeechService
 from voicerag.speech.stt import Transcript, speech_timestamps
-from voicerag.speech.tts import Speech, join_speech
 from voicerag.speech.turn_end import finished_probability
+from voicerag.voice.agent import VoiceAgent
 
 log = logging.getLogger(__name__)
 
-_END = object()
+Emit = Callable[[TurnFrame], Awaitable[None]]
 
 
-class VoiceAgent:
-    """Answers questions aloud: the answer's sentences are spoken as soon as each is complete, while the
-    rest of the answer is still being written."""
+@dataclass(frozen=True)
+class TurnOptions:
+    """What a session's ``start`` asks for: the collections (authorised by the transport), the audio's sample
+    rate, and how to answer."""
 
-    def __init__(self, pipeline: Pipeline, speech: SpeechService):
-        self.pipeline = pipeline
-        self.speech = speech
-
-    async def answer_events(
-        self,
-        question: str,
-        collections: list[str],
-        mode: SearchMode | None = None,
-        k: int | None = None,
-        timings: dict[str, float] | None = None,
-        speak: bool = True,
-    ) -> AsyncIterator[VoiceEvent]:
-        """Events: ``Sources``, ``Delta``, ``Fallback`` (the text as the pipeline streams it), ``Audio`` (each spoken
-        sentence), then ``Done`` with the turn's timings."""
-        timings = {} if timings is None else timings
-        started = time.perf_counter()
-        out: asyncio.Queue[Any] = asyncio.Queue()
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        result: dict[str, Answer] = {}
-
-        budget = self.speech.settings.voice_max_spoken_chars
-        spoken = 0
-        namespace = "collections:" + ",".join(sorted(set(collections)))  # answers' audio stays with their sources
-
-        async def say_next(pieces: list[str]) -> None:
-            """Queue sentences for speech until the spoken budget is used (the text answer stays whole)."""
-            nonlocal spoken
-            for sentence in pieces:
-                if spoken >= budget:
-                    return
-                spoken += len(sentence)
-                await sentences.put(sentence)
-
-        async def write() -> None:
-            text, queued = "", 0
-            try:
-                async for event in self.pipeline.ask_stream(question, collections, mode, k):
-                    if isinstance(event, Done):
-                        result["answer"] = event.answer
-                        text = event.answer.text
-                        break
-                    if isinstance(event, Delta):
-                        text += event.text
-                    elif isinstance(event, Fallback):
-                        text, queued = event.text, 0
-                    await out.put(event)
-                    complete = spoken_pieces(text, True, self.speech.settings.voice_first_piece_chars) if speak else []
-                    await say_next(complete[queued:])
-                    queued = max(queued, len(complete))
-                if speak:
-                    await say_next(
-                        spoken_pieces(text, first_chars=self.speech.settings.voice_first_piece_chars)[queued:]
-                    )
-            except BaseException as exc:
-                await out.put(exc)
-                raise
-            finally:
-                await sentences.put(None)
-                await out.put(_END)
-
-        async def say() -> None:
-            index = 0
-            try:
-                while (sentence := await sentences.get()) is not None:
-                    speech, hit = await self.speech.speak_sentence(sentence, namespace=namespace)
-                    if index == 0:
-                        timings["tts_first_audio"] = round((time.perf_counter() - started) * 1000, 3)
-                    await out.put(Audio(index, sentence, speech, hit))
-                    index += 1
-            except BaseException as exc:
-                await out.put(exc)
-                raise
-            finally:
-                await out.put(_END)
-
-        tasks = [asyncio.create_task(write()), asyncio.create_task(say())]
-        try:
-            ended = 0
-            while ended < len(tasks):
-                item = await out.get()
-                if item is _END:
-                    ended += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-            timings["answer_and_speech"] = round((time.perf_counter() - started) * 1000, 3)
-            answer = result["answer"]
-            for stage, ms in answer.timings_ms.items():  # search, embed, generate...: the answer's own stages
-                timings["answer" if stage == "total" else stage] = ms
-            yield Done(answer, timings)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def ask_aloud(
-        self,
-        audio_file: bytes,
-        collections: list[str],
-        mode: SearchMode | None = None,
-        k: int | None = None,
-        language: str | None = None,
-        timings: dict[str, float] | None = None,
-    ) -> tuple[Transcript, dict[str, Any], Speech]:
-        """A recorded question (any audio file) -> its transcript, the answer (JSON) and the spoken answer."""
-        timings = {} if timings is None else timings
-        transcript = await self.speech.transcribe_file(audio_file, language, timings)
-        if not transcript.text:
-            raise InvalidInput(
-                "no speech was recognised in the audio; record the question again, closer to the microphone"
-            )
-        pieces: list[Speech] = []
-        answer: dict[str, Any] = {}
-        async for event in self.answer_events(transcript.text, collections, mode, k, timings):
-            if isinstance(event, Audio):
-                pieces.append(event.speech)
-            elif isinstance(event, Done):
-                answer = event.answer.to_json()
-        return transcript, answer, join_speech(pieces)
-
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-SendBytes = Callable[[bytes], Awaitable[None]]
+    collections: list[str]
+    sample_rate: int = SAMPLE_RATE
+    mode: SearchMode | None = None
+    k: int | None = None
+    language: str | None = None
+    speak: bool = True
 
 
 class VoiceSession:
@@ -174,7 +62,7 @@ class VoiceSession:
 
     CHECK_EVERY_S = 0.1  # voice activity is checked on each new tenth of a second of audio
 
-    def __init__(self, agent: VoiceAgent, send: Send, send_bytes: SendBytes):
+    def __init__(self, agent: VoiceAgent, emit: Emit):
         self.agent = agent
         self.speech = agent.speech
         settings = agent.speech.settings
@@ -185,10 +73,8 @@ class VoiceSession:
         self.speculate_silence = min(int(settings.stt_speculate_silence_s * SAMPLE_RATE), self.end_silence)
         self.finished_threshold = settings.stt_turn_end_threshold
         self.max_samples = int(settings.max_audio_seconds * SAMPLE_RATE)
-        self.send = send
-        self.send_bytes = send_bytes
-        self.options: dict[str, Any] = {}
-        self.sample_rate = SAMPLE_RATE
+        self.emit = emit
+        self.options: TurnOptions | None = None
         self.buffer: list[np.ndarray] = []
         self.samples = 0
         self.checked_at = 0
@@ -202,23 +88,14 @@ class VoiceSession:
 
     # ---- control messages -------------------------------------------------------------------------------
 
-    async def start(self, message: dict[str, Any], names: list[str]) -> None:
-        """``{"type": "start", "collection": ..., "sample_rate": 16000, "language": "en", "speak": true}``, with the
-        collections it names (``validation.collection_names``, read once by the transport to authorise them)."""
-        rate = int(message.get("sample_rate", SAMPLE_RATE))
-        if not 8_000 <= rate <= 96_000:
-            raise InvalidInput(f"start: sample_rate must be between 8000 and 96000 Hz (got {rate})")
-        self.sample_rate = rate
-        self.options = {
-            "collections": names,
-            "mode": message.get("mode"),
-            "k": message.get("k"),
-            "language": message.get("language"),
-            "speak": bool(message.get("speak", True)),
-        }
+    async def start(self, options: TurnOptions) -> None:
+        """A new session (or the same one restarted): what it listens to and how it answers."""
+        if not 8_000 <= options.sample_rate <= 96_000:
+            raise InvalidInput(f"start: sample_rate must be between 8000 and 96000 Hz (got {options.sample_rate})")
+        self.options = options
         await self.interrupt("new session")
         self.reset()
-        await self.send({"type": "ready", "sample_rate": SAMPLE_RATE, "formats": ["pcm16"]})
+        await self.emit(Ready(SAMPLE_RATE))
 
     def reset(self) -> None:
         self.buffer, self.samples, self.checked_at, self.heard_speech = [], 0, 0, False
@@ -232,7 +109,7 @@ class VoiceSession:
             self.answer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.answer_task
-            await self.send({"type": "interrupted", "reason": reason})
+            await self.emit(Interrupted(reason))
         self.answer_task = None
 
     async def ask_text(self, text: str) -> None:
@@ -246,8 +123,8 @@ class VoiceSession:
 
     async def audio(self, frame: bytes) -> None:
         """A frame of 16-bit mono PCM at the session's sample rate."""
-        self._require_started()
-        pcm = resample_pcm16(frame, self.sample_rate, SAMPLE_RATE)
+        options = self._require_started()
+        pcm = resample_pcm16(frame, options.sample_rate, SAMPLE_RATE)
         samples = pcm16_to_float(pcm)
         if not samples.size:
             return
@@ -309,9 +186,9 @@ class VoiceSession:
 
     async def _partial(self, audio: np.ndarray) -> None:
         try:
-            transcript = await self.speech.transcribe(audio, self.options["language"], cache=False)
+            transcript = await self.speech.transcribe(audio, self._require_started().language, cache=False)
             if transcript.text and self.buffer and self.speculation is None:
-                await self.send({"type": "partial_transcript", "text": transcript.text})
+                await self.emit(PartialTranscript(transcript.text))
         except Exception as exc:  # a failed partial is not fatal: the final transcript decides
             log.debug("partial transcript failed: %s", exc)
 
@@ -325,7 +202,7 @@ class VoiceSession:
         self.speculation = speculation
 
     async def _transcribe_and_prepare(self, audio: np.ndarray, speculation: _Speculation) -> Transcript:
-        transcript = await self.speech.transcribe(audio, self.options["language"], speculation.timings)
+        transcript = await self.speech.transcribe(audio, self._require_started().language, speculation.timings)
         if transcript.text.strip() and self.speculation is speculation:
             ended = self.speech_ended_at or time.perf_counter()
             speculation.answer = asyncio.create_task(
@@ -345,7 +222,7 @@ class VoiceSession:
     async def end(self) -> None:
         """The turn is over: final transcript (the speculative one when the speech has not changed since), then
         the answer (text and audio) in the background."""
-        self._require_started()
+        options = self._require_started()
         if not self.buffer:
             return
         ended = self.speech_ended_at or time.perf_counter()
@@ -355,7 +232,7 @@ class VoiceSession:
         self.reset()
         if not heard:  # only silence since the last turn
             if not self.ended_by_silence:
-                await self.send({"type": "error", "status": 422, "detail": "no speech was heard; speak, then end"})
+                await self.emit(TurnError(422, "no speech was heard; speak, then end"))
             return
         if self.partial_task is not None:
             self.partial_task.cancel()
@@ -366,12 +243,10 @@ class VoiceSession:
                 timings["turn_finished_p"] = round(speculation.finished_p, 3)
         else:
             timings = {}
-            transcript = await self.speech.transcribe(audio, self.options["language"], timings)
-        await self.send(
-            {"type": "final_transcript", "text": transcript.text, "cached": transcript.cached, "timings_ms": timings}
-        )
+            transcript = await self.speech.transcribe(audio, options.language, timings)
+        await self.emit(FinalTranscript(transcript.text, transcript.cached, timings))
         if not transcript.text.strip():
-            await self.send({"type": "error", "status": 422, "detail": "no speech was recognised; ask again"})
+            await self.emit(TurnError(422, "no speech was recognised; ask again"))
             return
         if speculation is not None and speculation.answer is not None:
             speculation.confirmed.set()  # the held answer goes out now
@@ -383,36 +258,28 @@ class VoiceSession:
         self, question: str, timings: dict[str, float], ended: float, hold: asyncio.Event | None = None
     ) -> None:
         """Stream the answer; with ``hold``, prepare it (text and first audio) but send nothing until it is set."""
-        o = self.options
+        o = self._require_started()
         first_audio = True
         try:
-            async for event in self.agent.answer_events(
-                question, o["collections"], o["mode"], o["k"], timings, o["speak"]
-            ):
+            async for event in self.agent.answer_events(question, o.collections, o.mode, o.k, timings, o.speak):
                 if hold is not None:
                     await hold.wait()
-                if isinstance(event, Audio):
-                    if first_audio:
-                        timings["voice_to_first_audio"] = round((time.perf_counter() - ended) * 1000, 3)
-                        first_audio = False
-                    await self.send({"type": "audio"} | event.to_json())
-                    await self.send_bytes(event.speech.pcm)
-                elif isinstance(event, Done):
-                    await self.send({"type": "done", "answer": event.to_json(), "timings_ms": timings})
-                else:  # the text as it comes: sources, answer_delta, fallback
-                    kind = "answer_delta" if isinstance(event, Delta) else event.kind
-                    await self.send({"type": kind} | event.to_json())
+                if isinstance(event, Audio) and first_audio:
+                    timings["voice_to_first_audio"] = round((time.perf_counter() - ended) * 1000, 3)
+                    first_audio = False
+                await self.emit(Done(event.answer, timings) if isinstance(event, Done) else event)
         except asyncio.CancelledError:
             raise
         except VoiceRAGError as exc:
-            await self.send({"type": "error", "status": exc.status, "detail": exc.detail})
+            await self.emit(TurnError(exc.status, exc.detail))
         except Exception as exc:
             log.exception("voice answer failed")
-            await self.send({"type": "error", "status": 500, "detail": f"{type(exc).__name__}: {exc}"})
+            await self.emit(TurnError(500, f"{type(exc).__name__}: {exc}"))
 
-    def _require_started(self) -> None:
-        if not self.options:
+    def _require_started(self) -> TurnOptions:
+        if self.options is None:
             raise InvalidInput('send {"type": "start", "collection": NAME} first')
+        return self.options
 
     async def close(self) -> None:
         self._drop_speculation()

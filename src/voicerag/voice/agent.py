@@ -1,0 +1,148 @@
+"""The voice agent: a question (spoken or typed) answered in text and aloud, each sentence spoken as soon as it
+is complete."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from voicerag.answer.types import Answer
+from voicerag.config import SearchMode
+from voicerag.errors import InvalidInput
+from voicerag.events import Audio, Delta, Done, Fallback, VoiceEvent
+from voicerag.pipeline import Pipeline
+from voicerag.speech.listening import spoken_pieces
+from voicerag.speech.service import SpeechService
+from voicerag.speech.stt import Transcript
+from voicerag.speech.tts import Speech, join_speech
+
+_END = object()
+
+
+class VoiceAgent:
+    """Answers questions aloud: the answer's sentences are spoken as soon as each is complete, while the
+    rest of the answer is still being written."""
+
+    def __init__(self, pipeline: Pipeline, speech: SpeechService):
+        self.pipeline = pipeline
+        self.speech = speech
+
+    async def answer_events(
+        self,
+        question: str,
+        collections: list[str],
+        mode: SearchMode | None = None,
+        k: int | None = None,
+        timings: dict[str, float] | None = None,
+        speak: bool = True,
+    ) -> AsyncIterator[VoiceEvent]:
+        """Events: ``Sources``, ``Delta``, ``Fallback`` (the text as the pipeline streams it), ``Audio`` (each spoken
+        sentence), then ``Done`` with the turn's timings."""
+        timings = {} if timings is None else timings
+        started = time.perf_counter()
+        out: asyncio.Queue[Any] = asyncio.Queue()
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        result: dict[str, Answer] = {}
+
+        budget = self.speech.settings.voice_max_spoken_chars
+        spoken = 0
+        namespace = "collections:" + ",".join(sorted(set(collections)))  # answers' audio stays with their sources
+
+        async def say_next(pieces: list[str]) -> None:
+            """Queue sentences for speech until the spoken budget is used (the text answer stays whole)."""
+            nonlocal spoken
+            for sentence in pieces:
+                if spoken >= budget:
+                    return
+                spoken += len(sentence)
+                await sentences.put(sentence)
+
+        async def write() -> None:
+            text, queued = "", 0
+            try:
+                async for event in self.pipeline.ask_stream(question, collections, mode, k):
+                    if isinstance(event, Done):
+                        result["answer"] = event.answer
+                        text = event.answer.text
+                        break
+                    if isinstance(event, Delta):
+                        text += event.text
+                    elif isinstance(event, Fallback):
+                        text, queued = event.text, 0
+                    await out.put(event)
+                    complete = spoken_pieces(text, True, self.speech.settings.voice_first_piece_chars) if speak else []
+                    await say_next(complete[queued:])
+                    queued = max(queued, len(complete))
+                if speak:
+                    await say_next(
+                        spoken_pieces(text, first_chars=self.speech.settings.voice_first_piece_chars)[queued:]
+                    )
+            except BaseException as exc:
+                await out.put(exc)
+                raise
+            finally:
+                await sentences.put(None)
+                await out.put(_END)
+
+        async def say() -> None:
+            index = 0
+            try:
+                while (sentence := await sentences.get()) is not None:
+                    speech, hit = await self.speech.speak_sentence(sentence, namespace=namespace)
+                    if index == 0:
+                        timings["tts_first_audio"] = round((time.perf_counter() - started) * 1000, 3)
+                    await out.put(Audio(index, sentence, speech, hit))
+                    index += 1
+            except BaseException as exc:
+                await out.put(exc)
+                raise
+            finally:
+                await out.put(_END)
+
+        tasks = [asyncio.create_task(write()), asyncio.create_task(say())]
+        try:
+            ended = 0
+            while ended < len(tasks):
+                item = await out.get()
+                if item is _END:
+                    ended += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+            timings["answer_and_speech"] = round((time.perf_counter() - started) * 1000, 3)
+            answer = result["answer"]
+            for stage, ms in answer.timings_ms.items():  # search, embed, generate...: the answer's own stages
+                timings["answer" if stage == "total" else stage] = ms
+            yield Done(answer, timings)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def ask_aloud(
+        self,
+        audio_file: bytes,
+        collections: list[str],
+        mode: SearchMode | None = None,
+        k: int | None = None,
+        language: str | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[Transcript, dict[str, Any], Speech]:
+        """A recorded question (any audio file) -> its transcript, the answer (JSON) and the spoken answer."""
+        timings = {} if timings is None else timings
+        transcript = await self.speech.transcribe_file(audio_file, language, timings)
+        if not transcript.text:
+            raise InvalidInput(
+                "no speech was recognised in the audio; record the question again, closer to the microphone"
+            )
+        pieces: list[Speech] = []
+        answer: dict[str, Any] = {}
+        async for event in self.answer_events(transcript.text, collections, mode, k, timings):
+            if isinstance(event, Audio):
+                pieces.append(event.speech)
+            elif isinstance(event, Done):
+                answer = event.answer.to_json()
+        return transcript, answer, join_speech(pieces)
