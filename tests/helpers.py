@@ -178,21 +178,25 @@ def voicerag_serve(
     serve_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     output: Any = None,
+    cwd: Any = None,
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """``voicerag [ARGS] serve --port P [SERVE_ARGS]`` in its own process, as a user starts it (no VOICERAG_*
-    variables but the data dir and ``env``); yields the process and its URL once /readyz is 200; terminates it
-    after. ``output`` receives its stdout and stderr (``subprocess.PIPE`` to read them); by default they go to
-    ``serve.log`` beside the data dir, whose tail is printed if the test fails inside the block."""
+    variables but the data dir and ``env``; ``data_dir`` None: the default store, as ``make run`` has it), from
+    ``cwd``; yields the process and its URL once /readyz is 200; terminates it after. ``output`` receives its
+    stdout and stderr (``subprocess.PIPE`` to read them); by default they go to ``serve-PORT.log`` beside the
+    data dir (or in ``cwd``), whose tail is printed if the test fails inside the block."""
     port = free_port()
     variables = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    variables |= {"VOICERAG_DATA_DIR": str(data_dir), "VOICERAG_PRELOAD_SPEECH": "false"} | (env or {})
+    if data_dir is not None:
+        variables["VOICERAG_DATA_DIR"] = str(data_dir)
+    variables |= {"VOICERAG_PRELOAD_SPEECH": "false"} | (env or {})
     command = [sys.executable, "-m", "voicerag.cli", *args, "serve", "--port", str(port), *serve_args]
     log = None
     if output is None:
-        log_path = os.path.join(os.path.dirname(os.fspath(data_dir)), f"serve-{port}.log")
-        log = output = open(log_path, "w")  # noqa: SIM115 - closed below, after the server has exited
+        folder = os.path.dirname(os.fspath(data_dir)) if data_dir is not None else os.fspath(cwd or ".")
+        log = output = open(os.path.join(folder, f"serve-{port}.log"), "w")  # noqa: SIM115 - closed below
     stderr = subprocess.STDOUT if output is subprocess.PIPE or log else output
-    server = subprocess.Popen(command, env=variables, stdout=output, stderr=stderr, text=True)
+    server = subprocess.Popen(command, env=variables, stdout=output, stderr=stderr, text=True, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _ready(url), server)

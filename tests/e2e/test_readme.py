@@ -1,5 +1,6 @@
-"""The README's Quick start works as written: its shell block (against a server where it calls one) and its
-Python snippets, run in their own processes with a fresh data dir."""
+"""The README's Quick start works as written, as a user runs it: the server started as ``make run`` starts it
+(in its own folder), the shell block run from a documents folder elsewhere, and its Python snippets in their
+own processes; no data-dir setting anywhere, so all of them must find the one per-user store."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import make_pdf, serve
-from voicerag import Settings
-from voicerag.api.app import create_app
+from tests.helpers import make_pdf, voicerag_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,14 +24,18 @@ def blocks(language: str) -> list[str]:
 
 
 def test_quick_start_shell_and_python(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")}
-    env |= {"VOICERAG_DATA_DIR": str(tmp_path / "data"), "VOICERAG_PRELOAD_SPEECH": "false"}
+    home, server_dir, docs = tmp_path / "home", tmp_path / "server", tmp_path / "documents"
+    for folder in (home, server_dir, docs):
+        folder.mkdir()
+    user = {"HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")}  # a user with no store yet
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICERAG_")} | user
+    env |= {"VOICERAG_PRELOAD_SPEECH": "false"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the venv's voicerag
-    (tmp_path / "report.pdf").write_bytes(make_pdf(["The revenue in 2024 was 12 million euros."]))
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "q3.md").write_text("# Q3\n\nThe third quarter closed with 40 new customers.\n")
+    (docs / "report.pdf").write_bytes(make_pdf(["The revenue in 2024 was 12 million euros."]))
+    (docs / "notes").mkdir()
+    (docs / "notes" / "q3.md").write_text("# Q3\n\nThe third quarter closed with 40 new customers.\n")
 
-    with serve(create_app(Settings(data_dir=tmp_path / "data", preload_speech=False))) as url:
+    with voicerag_serve(None, env=user, cwd=server_dir) as (_, url):
         port = url.rsplit(":", 1)[1]
         shell = blocks("bash")[0].replace("localhost:8000", f"127.0.0.1:{port}")
         outputs = []
@@ -41,7 +44,7 @@ def test_quick_start_shell_and_python(tmp_path: Path) -> None:
             if not command:
                 continue
             done = subprocess.run(
-                ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+                ["bash", "-c", command], cwd=docs, env=env, capture_output=True, text=True, timeout=300
             )
             assert done.returncode == 0, (command, done.stderr)
             outputs.append(done.stdout)
@@ -51,10 +54,10 @@ def test_quick_start_shell_and_python(tmp_path: Path) -> None:
         assert upload["unchanged"] == 1
 
         library, openai_client = blocks("python")[:2]
-        snippet = tmp_path / "snippet.py"
+        snippet = docs / "snippet.py"
         snippet.write_text(library)
-        done = subprocess.run([sys.executable, str(snippet)], cwd=tmp_path, env=env, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, str(snippet)], cwd=docs, env=env, capture_output=True, text=True)
         assert done.returncode == 0 and "Paris is the capital of France" in done.stdout, done.stderr
         snippet.write_text(openai_client.replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
-        done = subprocess.run([sys.executable, str(snippet)], cwd=tmp_path, env=env, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, str(snippet)], cwd=docs, env=env, capture_output=True, text=True)
         assert done.returncode == 0 and "Paris" in done.stdout, done.stderr
