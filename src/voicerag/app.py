@@ -148,8 +148,15 @@ class VoiceRAG:
     # ---- documents --------------------------------------------------------------------------------------
 
     async def _after_write(self, collection: str, generation: int | None) -> None:
-        await self.cache.invalidate(tag=f"collection:{collection}", policy="search")
-        await self.cache.invalidate(tag=f"collection:{collection}", policy="answer")
+        """The write is committed: tell the caches and the other replicas. Cached searches and answers are keyed
+        by the collection's generation, so none from before the write can be served after it; dropping them
+        frees their space, and if the cache cannot be reached now that waits for their expiry (the write has
+        happened and its caller is told so)."""
+        try:
+            await self.cache.invalidate(tag=f"collection:{collection}", policy="search")
+            await self.cache.invalidate(tag=f"collection:{collection}", policy="answer")
+        except Exception as exc:
+            log.warning("dropping the cached answers of %r after a write failed: %s", collection, exc)
         if self.bus is not None and generation is not None:
             await self.bus.publish(collection, generation)
 

@@ -146,9 +146,12 @@ async def test_processes_starting_together_create_the_schema_once(backend_settin
         await asyncio.gather(*(engine.dispose() for engine in engines))
 
 
-async def test_postgres_backends_killed_during_writes_never_leave_half_a_write(make_settings) -> None:
-    """Every client backend is terminated again and again while documents are written: each write either lands
-    whole (retried on a fresh connection) or says 503 DatabaseUnavailable; none is a bare error, none half-done."""
+async def test_postgres_backends_killed_during_reads_and_writes_never_fail_them_or_leave_half_a_write(
+    make_settings,
+) -> None:
+    """Every client backend is terminated again and again while documents are written and read and questions
+    asked (the answer cache in the same database): each write either lands whole (retried on a fresh connection)
+    or says 503 DatabaseUnavailable, each read answers or says the same; none is a bare error, none half-done."""
     import asyncio
 
     from sqlalchemy import text
@@ -164,11 +167,12 @@ async def test_postgres_backends_killed_during_writes_never_leave_half_a_write(m
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
     )
-    settings = make_settings(database_url=PG_URL, cache_enabled=False)
+    settings = make_settings(database_url=PG_URL, cache_enabled=True, cache_sql=True, cache_redis=False)
     async with await VoiceRAG.open(settings) as rag:
         await rag.ingest("kb", [Document("seed", "The seed document is here.", "Seed")])
         admin = create_async_engine(PG_URL)
         done, kills = asyncio.Event(), []
+        reads = {"answered": 0, "refused": 0}
 
         async def killer() -> None:
             async with admin.connect() as conn:
@@ -176,7 +180,20 @@ async def test_postgres_backends_killed_during_writes_never_leave_half_a_write(m
                     kills.append((await conn.execute(kill)).scalar())
                     await asyncio.sleep(0.005)
 
-        killing = asyncio.create_task(killer())
+        async def reader() -> None:
+            while not done.is_set():
+                for read in (
+                    lambda: rag.list_documents("kb", 1000, 0),
+                    lambda: rag.get_document("kb", "seed"),
+                    lambda: rag.ask("Where is the seed document?", ["kb"]),
+                ):
+                    try:
+                        await read()
+                        reads["answered"] += 1
+                    except DatabaseUnavailable:
+                        reads["refused"] += 1
+
+        killing, reading = asyncio.create_task(killer()), asyncio.create_task(reader())
         written, refused = [], 0
         try:
             for i in range(12):  # long enough (about 20 chunks a write) for kills to land inside transactions
@@ -189,9 +206,9 @@ async def test_postgres_backends_killed_during_writes_never_leave_half_a_write(m
                     refused += 1
         finally:
             done.set()
-            await killing
+            await asyncio.gather(killing, reading)  # a reader's bare error fails the test here
             await admin.dispose()
-        assert sum(kills) >= 1 and written, (kills, refused)
+        assert sum(kills) >= 1 and written and reads["answered"], (kills, refused, reads)
         stored = {d["id"]: d["chunks"] for d in await rag.list_documents("kb", 1000, 0)}
         assert set(written) <= set(stored)  # what was acknowledged is there...
         assert all(chunks >= 1 for chunks in stored.values())  # ...and whatever is there is whole

@@ -21,7 +21,7 @@ from voicerag.api.problems import problem
 from voicerag.api.ratelimit import RateLimiter
 from voicerag.app import VoiceRAG
 from voicerag.config import Settings
-from voicerag.documents.store import connection_lost
+from voicerag.documents.database import connection_lost
 from voicerag.errors import DatabaseUnavailable, TooManyRequests, VoiceRAGError
 
 log = logging.getLogger(__name__)

@@ -11,15 +11,17 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voicerag.auth.scopes import Principal, parse_scopes
+from voicerag.documents import database
 from voicerag.documents.store import metadata
 from voicerag.errors import InvalidInput, NotFound
 
@@ -176,8 +178,7 @@ class ApiKeys:
 
     async def _load(self) -> None:
         started = time.monotonic()
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(api_keys))).mappings().all()
+        rows = await database.run(self.engine, _mappings(select(api_keys)), transaction=False, what="loading keys")
         self._keys = {r["key_hash"]: _entry(r) for r in rows}
         self._unknown.clear()
         self._loaded_at = started
@@ -188,8 +189,9 @@ class ApiKeys:
         seen = self._unknown.get(digest)
         if seen is not None and time.monotonic() - seen < self.cache_s:
             return None
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest))).mappings().one_or_none()
+        query = select(api_keys).where(api_keys.c.key_hash == digest)
+        rows = await database.run(self.engine, _mappings(query), transaction=False, what="looking up a key")
+        row = rows[0] if rows else None
         if row is None:
             if len(self._unknown) > 10_000:
                 self._unknown.clear()
@@ -203,3 +205,10 @@ class ApiKeys:
 def _entry(row: Any) -> _Entry:
     principal = None if row["revoked"] else Principal(row["name"], frozenset(row["scopes"]))
     return _Entry(principal, _aware(row["expires_at"]))
+
+
+def _mappings(query: Any) -> Callable[[AsyncConnection], Awaitable[list[Any]]]:
+    async def read(conn: AsyncConnection) -> list[Any]:
+        return list((await conn.execute(query)).mappings().all())
+
+    return read

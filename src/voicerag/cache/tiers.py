@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Column, Float, Index, LargeBinary, String, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voicerag.clock import SYSTEM_CLOCK, Clock
+from voicerag.documents import database
 from voicerag.documents.store import metadata
 
 log = logging.getLogger(__name__)
@@ -363,9 +364,11 @@ class SQLTier:
         if pattern:
             like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             stmt = stmt.where(cache_entries.c.key.like(like.replace("*", "%").replace("?", "_"), escape="\\"))
-        async with self.engine.begin() as conn:
-            result = await conn.execute(stmt)
-        return int(result.rowcount or 0)
+
+        async def remove(conn: AsyncConnection) -> int:
+            return int((await conn.execute(stmt)).rowcount or 0)
+
+        return await database.run(self.engine, remove, transaction=True, what="clearing cache entries")
 
 
 class FileTier:

@@ -44,19 +44,16 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from voicerag.documents import database
 from voicerag.documents.chunking import indexed_text
 from voicerag.documents.loaders import Document
-from voicerag.errors import DatabaseUnavailable, NotFound, UnknownCollection
+from voicerag.errors import NotFound, UnknownCollection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-WRITE_ATTEMPTS = 3
-# asyncpg's names for a connection that died under a statement; SQLAlchemy does not always mark these invalidated
-_LOST_CONNECTION = {"InternalClientError", "ConnectionDoesNotExistError", "InterfaceError", "ConnectionResetError"}
 
 
 @contextlib.asynccontextmanager
@@ -73,20 +70,6 @@ async def _migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
     finally:
         os.close(handle)  # releases the lock
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it wraps) says the database connection went away, not that the work was wrong."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # the exception, what it wraps, what that was raised from...
-        if seen is None:
-            break
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        if type(seen).__name__ in _LOST_CONNECTION or isinstance(seen, ConnectionError):
-            return True
-        seen = getattr(seen, "orig", None) or seen.__cause__
-    return False
 
 
 metadata = MetaData()
@@ -294,23 +277,34 @@ class SQLDocumentStore:
             revision = await conn.run_sync(migrations.current)
         return {"ok": revision == migrations.head(), "revision": revision, "expected": migrations.head()}
 
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str = "a read") -> T:
+        """``work`` on a connection, run again on a fresh one if it was lost (``database.run``)."""
+        return await database.run(self.engine, work, transaction=False, what=what)
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str = "a write") -> T:
+        """``work`` in one transaction, run again whole on a fresh connection if it was lost: never half a
+        write (``database.run``)."""
+        return await database.run(self.engine, work, transaction=True, what=what)
+
     async def ensure_collection(self, name: str) -> int:
-        async with self.engine.begin() as conn:
-            gen = await self._generation(conn, name)
-            if gen is not None:
-                return gen
-            try:
-                async with conn.begin_nested():
-                    # Start from the clock, not 1: a deleted and re-created collection never reuses a
-                    # generation, so no replica or cache can mistake old state for the new collection's.
-                    await conn.execute(
-                        insert(collections).values(name=name, generation=time.time_ns() // 1000, created_at=_now())
-                    )
-            except IntegrityError:  # created concurrently by another writer
-                pass
-            generation = await self._generation(conn, name)
-            assert generation is not None
-            return generation
+        return await self._write(lambda conn: self._ensure_collection(conn, name), "creating a collection")
+
+    async def _ensure_collection(self, conn: AsyncConnection, name: str) -> int:
+        gen = await self._generation(conn, name)
+        if gen is not None:
+            return gen
+        try:
+            async with conn.begin_nested():
+                # Start from the clock, not 1: a deleted and re-created collection never reuses a generation,
+                # so no replica or cache can mistake old state for the new collection's.
+                await conn.execute(
+                    insert(collections).values(name=name, generation=time.time_ns() // 1000, created_at=_now())
+                )
+        except IntegrityError:  # created concurrently by another writer
+            pass
+        generation = await self._generation(conn, name)
+        assert generation is not None
+        return generation
 
     @staticmethod
     async def _generation(conn: AsyncConnection, name: str) -> int | None:
@@ -319,28 +313,28 @@ class SQLDocumentStore:
         ).scalar_one_or_none()
 
     async def generation(self, name: str) -> int | None:
-        async with self.engine.connect() as conn:
-            return await self._generation(conn, name)
+        return await self._read(lambda conn: self._generation(conn, name))
 
     async def generations(self) -> dict[str, int]:
         """Every collection's generation, in one statement."""
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(collections.c.name, collections.c.generation))
-            return {r[0]: int(r[1]) for r in rows}
+        rows = await self._read(lambda conn: _all(conn, select(collections.c.name, collections.c.generation)))
+        return {r[0]: int(r[1]) for r in rows}
 
     async def changes_since(self, collection: str, generation: int) -> list[Change] | None:
         """The writes after ``generation`` in order, or None when the log no longer covers them all."""
-        async with self.engine.connect() as conn:
+        query = (
+            select(changes.c.generation, changes.c.added, changes.c.removed, changes.c.committed_at)
+            .where(changes.c.collection == collection, changes.c.generation > generation)
+            .order_by(changes.c.generation)
+        )
+
+        async def read(conn: AsyncConnection) -> tuple[int | None, list[Any]]:
             current = await self._generation(conn, collection)
-            if current is None:
-                return None
-            rows = (
-                await conn.execute(
-                    select(changes.c.generation, changes.c.added, changes.c.removed, changes.c.committed_at)
-                    .where(changes.c.collection == collection, changes.c.generation > generation)
-                    .order_by(changes.c.generation)
-                )
-            ).all()
+            return current, [] if current is None else await _all(conn, query)
+
+        current, rows = await self._read(read)
+        if current is None:
+            return None
         found = [Change(int(r[0]), list(r[1]), list(r[2]), float(r[3])) for r in rows]
         # contiguous from the next generation to at least the one read first (a write may commit between the two
         # statements: its row then comes along, which is fine; a missing row is not)
@@ -416,8 +410,7 @@ class SQLDocumentStore:
             .select_from(collections.outerjoin(doc_counts, doc_counts.c.collection == collections.c.name))
             .order_by(collections.c.name)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._read(lambda conn: _all(conn, query))
         return [
             {
                 "name": r[0],
@@ -430,30 +423,31 @@ class SQLDocumentStore:
         ]
 
     async def delete_collection(self, name: str) -> list[int]:
-        async with self.engine.begin() as conn:
-            if await self._generation(conn, name) is None:
-                raise UnknownCollection(f"collection {name!r} does not exist")
-            ids = list((await conn.execute(select(chunks.c.id).where(chunks.c.collection == name))).scalars())
-            await conn.execute(delete(chunk_units).where(chunk_units.c.collection == name))
-            await conn.execute(delete(chunks).where(chunks.c.collection == name))
-            await conn.execute(delete(documents).where(documents.c.collection == name))
-            await conn.execute(delete(collections).where(collections.c.name == name))
-            await conn.execute(delete(changes).where(changes.c.collection == name))
-            await self._notify(conn, name, 0)
+        return await self._write(lambda conn: self._delete_collection(conn, name), "deleting a collection")
+
+    async def _delete_collection(self, conn: AsyncConnection, name: str) -> list[int]:
+        if await self._generation(conn, name) is None:
+            raise UnknownCollection(f"collection {name!r} does not exist")
+        ids = list((await conn.execute(select(chunks.c.id).where(chunks.c.collection == name))).scalars())
+        await conn.execute(delete(chunk_units).where(chunk_units.c.collection == name))
+        await conn.execute(delete(chunks).where(chunks.c.collection == name))
+        await conn.execute(delete(documents).where(documents.c.collection == name))
+        await conn.execute(delete(collections).where(collections.c.name == name))
+        await conn.execute(delete(changes).where(changes.c.collection == name))
+        await self._notify(conn, name, 0)
         return ids
 
     async def document_hashes(self, collection: str, doc_ids: list[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        async with self.engine.connect() as conn:
+        query = select(documents.c.doc_id, documents.c.content_hash).where(documents.c.collection == collection)
+
+        async def read(conn: AsyncConnection) -> dict[str, str]:
+            out: dict[str, str] = {}
             for i in range(0, len(doc_ids), 500):
-                batch = doc_ids[i : i + 500]
-                rows = await conn.execute(
-                    select(documents.c.doc_id, documents.c.content_hash).where(
-                        documents.c.collection == collection, documents.c.doc_id.in_(batch)
-                    )
-                )
+                rows = await _all(conn, query.where(documents.c.doc_id.in_(doc_ids[i : i + 500])))
                 out.update({r[0]: r[1] for r in rows})
-        return out
+            return out
+
+        return await self._read(read)
 
     async def _remove(self, conn: AsyncConnection, collection: str, doc_ids: list[str]) -> list[int]:
         removed: list[int] = []
@@ -482,29 +476,9 @@ class SQLDocumentStore:
             raise UnknownCollection(f"collection {collection!r} does not exist")
         return int(generation)
 
-    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction. A connection lost mid-way (a PostgreSQL backend killed, a failover)
-        rolls it back whole; the connection is dropped from the pool and the work runs again on a fresh one, up to
-        ``WRITE_ATTEMPTS`` times, then DatabaseUnavailable (503): never half a write."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            async with self.engine.connect() as conn:
-                try:
-                    async with conn.begin():
-                        return await work(conn)
-                except Exception as exc:
-                    if not connection_lost(exc):
-                        raise
-                    await conn.invalidate()
-                    log.warning("database connection lost during a write (attempt %d): %s", attempt, exc)
-                    if attempt == WRITE_ATTEMPTS:
-                        raise DatabaseUnavailable(
-                            "the database connection was lost during the write and nothing was written; try again"
-                        ) from exc
-        raise AssertionError("unreachable")
-
     async def write_documents(self, collection: str, docs: list[PreparedDocument]) -> WriteResult:
         """Replace the given documents (old chunks removed, new ones added) and bump the generation, atomically."""
-        return await self._write(lambda conn: self._write_documents(conn, collection, docs))
+        return await self._write(lambda conn: self._write_documents(conn, collection, docs), "writing documents")
 
     async def _write_documents(
         self, conn: AsyncConnection, collection: str, docs: list[PreparedDocument]
@@ -570,7 +544,7 @@ class SQLDocumentStore:
         return WriteResult(generation, removed, added_rows)
 
     async def delete_documents(self, collection: str, doc_ids: list[str]) -> WriteResult:
-        return await self._write(lambda conn: self._delete_documents(conn, collection, doc_ids))
+        return await self._write(lambda conn: self._delete_documents(conn, collection, doc_ids), "deleting documents")
 
     async def _delete_documents(self, conn: AsyncConnection, collection: str, doc_ids: list[str]) -> WriteResult:
         existing = await conn.execute(
@@ -593,8 +567,7 @@ class SQLDocumentStore:
             .limit(limit)
             .offset(offset)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+        rows = await self._read(lambda conn: _mappings(conn, query))
         return [self._doc_json(r) for r in rows]
 
     @staticmethod
@@ -611,26 +584,21 @@ class SQLDocumentStore:
         }
 
     async def get_document(self, collection: str, doc_id: str) -> dict[str, Any]:
-        async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(documents).where(documents.c.collection == collection, documents.c.doc_id == doc_id)
-                    )
-                )
-                .mappings()
-                .one_or_none()
+        return await self._read(lambda conn: self._get_document(conn, collection, doc_id))
+
+    async def _get_document(self, conn: AsyncConnection, collection: str, doc_id: str) -> dict[str, Any]:
+        query = select(documents).where(documents.c.collection == collection, documents.c.doc_id == doc_id)
+        row = (await conn.execute(query)).mappings().one_or_none()
+        if row is None:
+            raise NotFound(f"collection {collection!r} has no document {doc_id!r}")
+        texts = (
+            await conn.execute(
+                select(chunks.c.text)
+                .where(chunks.c.collection == collection, chunks.c.doc_id == doc_id)
+                .order_by(chunks.c.ordinal)
             )
-            if row is None:
-                raise NotFound(f"collection {collection!r} has no document {doc_id!r}")
-            texts = (
-                await conn.execute(
-                    select(chunks.c.text)
-                    .where(chunks.c.collection == collection, chunks.c.doc_id == doc_id)
-                    .order_by(chunks.c.ordinal)
-                )
-            ).scalars()
-            return self._doc_json(row) | {"chunk_texts": list(texts)}
+        ).scalars()
+        return self._doc_json(row) | {"chunk_texts": list(texts)}
 
     async def fetch_chunks(self, ids: list[int]) -> dict[int, ChunkRecord]:
         if not ids:
@@ -650,8 +618,7 @@ class SQLDocumentStore:
                 (documents.c.collection == chunks.c.collection) & (documents.c.doc_id == chunks.c.doc_id),
             )
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.where(chunks.c.id.in_(ids)))).all()
+        rows = await self._read(lambda conn: _all(conn, query.where(chunks.c.id.in_(ids))))
         return {r[0]: ChunkRecord(*r) for r in rows}
 
     async def chunk_rows(self, collection: str, ids: list[int] | None, dim: int | None) -> ChunkRows:
@@ -665,13 +632,16 @@ class SQLDocumentStore:
             documents, (documents.c.collection == chunks.c.collection) & (documents.c.doc_id == chunks.c.doc_id)
         ).outerjoin(chunk_units, chunk_units.c.chunk_id == chunks.c.id)
         query = select(*columns).select_from(joined).where(chunks.c.collection == collection).order_by(chunks.c.id)
-        rows: list[Any] = []
-        async with self.engine.connect() as conn:
+
+        async def read(conn: AsyncConnection) -> list[Any]:
             if ids is None:
-                rows = list((await conn.execute(query)).all())
-            else:
-                for i in range(0, len(ids), 1000):
-                    rows.extend((await conn.execute(query.where(chunks.c.id.in_(ids[i : i + 1000])))).all())
+                return await _all(conn, query)
+            rows: list[Any] = []
+            for i in range(0, len(ids), 1000):
+                rows.extend(await _all(conn, query.where(chunks.c.id.in_(ids[i : i + 1000]))))
+            return rows
+
+        rows = await self._read(read, "reading chunks")
         vectors = None
         if dim is not None:
             vectors = np.frombuffer(b"".join(r[7] for r in rows), dtype=np.float32).reshape(len(rows), dim)
@@ -685,3 +655,11 @@ class SQLDocumentStore:
             ends=[r[5] for r in rows],
             units=[r[6] for r in rows],
         )
+
+
+async def _all(conn: AsyncConnection, query: Any) -> list[Any]:
+    return list((await conn.execute(query)).all())
+
+
+async def _mappings(conn: AsyncConnection, query: Any) -> list[Any]:
+    return list((await conn.execute(query)).mappings().all())

@@ -11,8 +11,9 @@ from typing import Any
 
 import msgpack
 from sqlalchemy import JSON, Column, DateTime, Integer, LargeBinary, String, Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from voicerag.documents import database
 from voicerag.documents.loaders import Document
 from voicerag.documents.store import metadata
 from voicerag.errors import NotFound
@@ -77,28 +78,36 @@ class JobStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
 
+    async def _run(self, statement: Any, transaction: bool = False) -> list[Any]:
+        """One statement, run again on a fresh connection if the one it had was lost (``database.run``); the
+        rows it returns, as mappings (none for a write)."""
+
+        async def work(conn: AsyncConnection) -> list[Any]:
+            result = await conn.execute(statement)
+            return list(result.mappings().all()) if result.returns_rows else []
+
+        return await database.run(self.engine, work, transaction=transaction, what="a job's record")
+
     async def create(self, collection: str, docs: list[Document], errors: list[dict[str, str]]) -> Job:
         now = datetime.now(UTC)
         job_id = str(uuid.uuid4())
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(jobs).values(
-                    id=job_id,
-                    collection=collection,
-                    status="queued" if docs else "failed",
-                    documents=len(docs),
-                    errors=errors,
-                    payload=_pack(docs),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        row = insert(jobs).values(
+            id=job_id,
+            collection=collection,
+            status="queued" if docs else "failed",
+            documents=len(docs),
+            errors=errors,
+            payload=_pack(docs),
+            created_at=now,
+            updated_at=now,
+        )
+        await self._run(row, transaction=True)
         return await self.get(job_id)
 
     async def get(self, job_id: str) -> Job:
         columns = [c for c in jobs.c if c.name != "payload"]
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(*columns).where(jobs.c.id == job_id))).mappings().one_or_none()
+        rows = await self._run(select(*columns).where(jobs.c.id == job_id))
+        row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"no job {job_id!r} (jobs are kept in the store once created)")
         return Job(
@@ -109,20 +118,21 @@ class JobStore:
         )
 
     async def documents(self, job_id: str) -> list[Document]:
-        async with self.engine.connect() as conn:
-            data = (await conn.execute(select(jobs.c.payload).where(jobs.c.id == job_id))).scalar_one_or_none()
+        rows = await self._run(select(jobs.c.payload).where(jobs.c.id == job_id))
+        data = rows[0]["payload"] if rows else None
         if data is None:
             raise NotFound(f"no job {job_id!r}")
         return _unpack(data)
 
     async def update(self, job_id: str, **values: Any) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=datetime.now(UTC), **values))
+        await self._run(
+            update(jobs).where(jobs.c.id == job_id).values(updated_at=datetime.now(UTC), **values), transaction=True
+        )
 
     async def start_attempt(self, job_id: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(status="running", attempts=jobs.c.attempts + 1, updated_at=datetime.now(UTC))
-            )
+        await self._run(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(status="running", attempts=jobs.c.attempts + 1, updated_at=datetime.now(UTC)),
+            transaction=True,
+        )
