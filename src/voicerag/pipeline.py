@@ -140,7 +140,8 @@ class Pipeline:
         k = self.check_k(k)
         mode = mode or self.settings.search_mode
         timings = {} if timings is None else timings
-        return await self._search(query, await self.states(collections), mode, k, timings, use_cache)
+        sources, _ = await self._search(query, await self.states(collections), mode, k, timings, use_cache)
+        return sources
 
     async def _search(
         self,
@@ -151,21 +152,25 @@ class Pipeline:
         timings: dict[str, float],
         use_cache: bool = True,
         fusion: FusionParams | None = None,
-    ) -> list[Source]:
+    ) -> tuple[list[Source], np.ndarray | None]:
+        """The sources, and the query's vector when this search made it (the answer step takes it from here
+        rather than embedding the question again, cache or no cache)."""
         fusion = fusion or self.fusion_params()
         if not use_cache:
             return await self._search_uncached(query, states, mode, k, timings, fusion)
         generations = sorted((name, state.generation) for name, state in states.items())
         key = (generations, normalize_question(query), mode, k, self._retrieval_signature(fusion))
+        made: list[np.ndarray | None] = [None]
 
         async def compute() -> list[dict[str, Any]]:
-            return [s.to_json() for s in await self._search_uncached(query, states, mode, k, timings, fusion)]
+            sources, made[0] = await self._search_uncached(query, states, mode, k, timings, fusion)
+            return [s.to_json() for s in sources]
 
         with self.metrics.stage("search_total", timings):
             rows, _ = await self.cache.get_or_compute(
                 "search", key, compute, tags=tuple(f"collection:{c}" for c in states)
             )
-        return [Source(**row) for row in rows]
+        return [Source(**row) for row in rows], made[0]
 
     def fusion_params(self) -> FusionParams:
         """The fusion settings now (live configuration may change them between requests)."""
@@ -191,7 +196,7 @@ class Pipeline:
         k: int,
         timings: dict[str, float],
         fusion: FusionParams,
-    ) -> list[Source]:
+    ) -> tuple[list[Source], np.ndarray | None]:
         vector = None if mode == "lexical" else await self.cached_query_vector(query)
         with self.metrics.stage("retrieve", timings):
             job = await self.retriever.search(query, vector, list(states.values()), mode, k, fusion)
@@ -224,7 +229,7 @@ class Pipeline:
                     lexical_score=None if hit.lexical_score is None else round(hit.lexical_score, 6),
                 )
             )
-        return sources
+        return sources, job.vector
 
     # ---- answers ----------------------------------------------------------------------------------------
 
@@ -234,14 +239,16 @@ class Pipeline:
         sources: list[Source],
         extractive: ExtractiveGenerator | None = None,
         use_cache: bool = True,
+        query_vector: np.ndarray | None = None,
     ) -> Extract:
         """The extractive answer (also what an LLM answer's quotes and ``found`` rest on): candidate units scored
-        by their similarity to the question, from the vectors stored with each chunk (a lookup, no model call)."""
+        by their similarity to the question, from the vectors stored with each chunk (a lookup, no model call).
+        ``query_vector``: the question's, when the search just made it."""
         extractive = extractive or self.extractive
         units = extractive.units_of(sources)  # cut once, used for the vectors and the ranking
         if not any(units):
             return extractive.select(question, sources, units=units)
-        similarities = await self.unit_similarities(question, sources, extractive, use_cache, units)
+        similarities = await self.unit_similarities(question, sources, extractive, use_cache, units, query_vector)
         idf = self.retriever.idf({s.collection for s in sources}, set(tokenize(question)))
         return extractive.select(question, sources, similarities, idf, units)
 
@@ -252,13 +259,14 @@ class Pipeline:
         extractive: ExtractiveGenerator,
         use_cache: bool = True,
         units: list[list[Unit]] | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> np.ndarray:
         """Each candidate unit's cosine similarity to the question (``sentences_of`` order). Units whose vectors
         the read model does not hold (a store from before them, a chunk over the text budget, a unit past the
         model's 256 tokens) are embedded now, in one batched call (through the embedding cache unless
         ``use_cache`` is off)."""
         units = units if units is not None else extractive.units_of(sources)
-        query = await self.embed_query(question)  # the search just cached it
+        query = query_vector if query_vector is not None else await self.embed_query(question)
         rows: list[np.ndarray | None] = []
         for source, source_units in zip(sources, units, strict=False):
             packed = self.retriever.unit_vectors(source.collection, source.chunk_id)
@@ -347,12 +355,12 @@ class Pipeline:
             yield Delta(answer.text)
             yield Done(answer)
             return
-        sources = await self._search(question, states, mode, k, timings, fusion=fusion)  # as the key names
+        sources, searched = await self._search(question, states, mode, k, timings, fusion=fusion)  # as the key names
         yield Sources([s.to_json() for s in sources])
         answer = Answer(text="", sources=sources, generator=self.generator.name)
         pieces: list[str] = []
         with self.metrics.stage("generate", timings):
-            extract = await self.extract(question, sources, extractive)
+            extract = await self.extract(question, sources, extractive, query_vector=_first(searched, vector))
             answer.found, answer.confidence = extract.found, extract.confidence
             if self.generator.name == "extractive" or not extract.found:  # nothing to ground an LLM answer on
                 answer.generator = "extractive"
@@ -385,6 +393,10 @@ class Pipeline:
             if self.semantic is not None and vector is not None:
                 self.semantic.add(bucket, vector, key)
         yield Done(answer)
+
+
+def _first(*vectors: np.ndarray | None) -> np.ndarray | None:
+    return next((v for v in vectors if v is not None), None)
 
 
 def _answer_to(answer: Answer) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from voicerag import Document
+from voicerag import Document, VoiceRAG
 from voicerag.answer.extractive import NO_ANSWER
 
 
@@ -85,6 +85,10 @@ class CountingEmbedder:
         self.texts.extend(texts)
         return await self.inner.embed(texts)
 
+    def embed_sync(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed_sync(texts)
+
 
 GUIDE = Document(
     "guide.md",
@@ -112,6 +116,22 @@ async def test_the_answer_step_reads_unit_vectors_stored_at_ingest(rag) -> None:
     assert extract.found and "Defaults to 500" in extract.text
     howto = await rag.ask("How do I stop the test client raising server errors?", ["kb"])
     assert "raise_server_exceptions=False" in howto.text  # the lead carries its code
+
+
+async def test_an_uncached_ask_embeds_its_question_once_even_with_the_caches_off(make_settings) -> None:
+    """The search makes the question's vector and hands it to the answer step: nothing is embedded twice,
+    whether or not the embedding cache could have carried it between them."""
+    for cache_enabled in (False, True):
+        async with await VoiceRAG.open(make_settings(cache_enabled=cache_enabled)) as rag:
+            await rag.ingest("kb", [GUIDE])
+            counting = CountingEmbedder(rag.pipeline.embedder)
+            rag.pipeline.embedder = counting
+            worker = rag.retriever.worker  # the search embeds on the retrieval worker
+            worker.embed, worker.embed_sync = counting.embed, counting.embed_sync
+            question = "What is the default minimum size for compressing responses?"
+            answer = await rag.ask(question, ["kb"])
+            assert answer.found and "Defaults to 500" in answer.text
+            assert counting.texts == [question], (cache_enabled, counting.texts)
 
 
 async def test_a_store_without_unit_vectors_still_answers(backend_settings) -> None:

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,12 @@ def words_of(text: str) -> list[str]:
         return tokens
     seen = set(tokens)
     return tokens + [t for t in tokenize(split) if t not in seen]
+
+
+@lru_cache(maxsize=65536)
+def _words(text: str) -> tuple[str, ...]:
+    """``words_of`` a unit's text or context, kept: the same chunks come back question after question."""
+    return tuple(words_of(text))
 
 
 def question_shape(question: str) -> dict[str, float]:
@@ -270,7 +277,7 @@ class ExtractiveGenerator:
             return [], {}, {}, []
         q_set = set(q_tokens)
         n = len(candidates)
-        token_lists = [words_of(c.unit.text) for c in candidates]
+        token_lists = [_words(c.unit.text) for c in candidates]
         df: dict[str, int] = {}
         for tokens in token_lists:
             for t in set(tokens):
@@ -288,7 +295,7 @@ class ExtractiveGenerator:
             bigrams = len(q_bigrams.intersection(zip(tokens, tokens[1:], strict=False))) / max(1, len(q_bigrams))
             lexical = candidate.overlap + 0.3 * bigrams
             candidate.similarity = float(similarities[i]) if similarities is not None else lexical
-            context = set(words_of(candidate.unit.context)) if candidate.unit.context else set()
+            context = set(_words(candidate.unit.context)) if candidate.unit.context else set()
             order = positions.get(candidate.source.n, 0)
             positions[candidate.source.n] = order + 1
             candidate.features = unit_features(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
 
 from voicerag.documents.chunking import split_sentences
 
@@ -72,8 +74,12 @@ def _blocks(text: str) -> list[_Block]:
     return blocks
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+
+
 def has_letters(text: str, least: int = 3) -> bool:
-    return sum(ch.isalpha() for ch in text) >= least
+    """Whether ``text`` holds at least ``least`` letters (it stops looking once it has them)."""
+    return next(islice(_LETTER.finditer(text), least - 1, None), None) is not None
 
 
 def _code_lines(block: str) -> list[str]:
@@ -100,7 +106,13 @@ def head_of_code(block: str) -> str:
 
 
 def answer_units(text: str) -> list[Unit]:
-    """The units of a chunk's text, in order."""
+    """The units of a chunk's text, in order. A chunk is cut once however often it is answered from (the
+    last 8,192 texts are kept)."""
+    return list(_units(text))
+
+
+@lru_cache(maxsize=8192)
+def _units(text: str) -> tuple[Unit, ...]:
     blocks = _blocks(text)
     units: list[Unit] = []
     section = ""
@@ -144,7 +156,7 @@ def answer_units(text: str) -> list[Unit]:
         if has_letters(last.text, 8):
             units.append(Unit(last.text, last.start, last.end, "sentence", section))
         i += 1
-    return units
+    return tuple(units)
 
 
 def _introduces(blocks: list[_Block], i: int, lead: str, start: int, section: str, units: list[Unit]) -> int:

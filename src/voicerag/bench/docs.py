@@ -5,43 +5,19 @@ rewrites those blocks, and a test fails when a document differs from what its JS
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from voicerag.bench.profiles import SWEEP
+from voicerag.bench.quality_docs import answer_rows, answers
+from voicerag.bench.tables import Sources, ms, table
 
-DOCUMENTS = ("README.md", "docs/PERFORMANCE_QUICKSTART.md", "docs/PERFORMANCE_TUNING_GUIDE.md")
+DOCUMENTS = ("README.md", "docs/ANSWERS.md", "docs/PERFORMANCE_QUICKSTART.md", "docs/PERFORMANCE_TUNING_GUIDE.md")
 FULL = "bench_full.json"
 # the voice turn on recorded clips: voicerag bench --scenarios stt,voice --speech DIR
 VOICE = "bench_voice_ljspeech.json"
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
-
-
-class Sources:
-    """The JSON files of benchmarks/, read once."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._cache: dict[str, Any] = {}
-
-    def __call__(self, name: str) -> Any:
-        if name not in self._cache:
-            self._cache[name] = json.loads((self.folder / name).read_text())
-        return self._cache[name]
 
 
 def measured(src: Sources) -> str:
@@ -62,26 +38,26 @@ def measured(src: Sources) -> str:
         ],
         [
             f"hybrid search p50 / p95, {corpus}, uncached",
-            f"{_ms(s['search_hybrid_cold']['p50_ms'])} / {_ms(s['search_hybrid_cold']['p95_ms'])}",
+            f"{ms(s['search_hybrid_cold']['p50_ms'])} / {ms(s['search_hybrid_cold']['p95_ms'])}",
             f"`{FULL}`",
         ],
         [
             "dense search given the vector vs raw FAISS, p50",
-            f"{_ms(s['search_dense_given_vector']['p50_ms'])} vs {_ms(s['faiss_raw']['p50_ms'])} "
+            f"{ms(s['search_dense_given_vector']['p50_ms'])} vs {ms(s['faiss_raw']['p50_ms'])} "
             f"({r['search_overhead_vs_faiss']}×)",
             f"`{FULL}`",
         ],
         [
             "ask p50: uncached vs a cache hit",
-            f"{_ms(s['ask_uncached']['p50_ms'])} vs {_ms(s['ask_cached']['hit_p50_ms'])} ({r['cached_ask_speedup']}×)",
+            f"{ms(s['ask_uncached']['p50_ms'])} vs {ms(s['ask_cached']['hit_p50_ms'])} ({r['cached_ask_speedup']}×)",
             f"`{FULL}`",
         ],
         [
             f"HTTP /v1/ask at {s['http_ask']['concurrency']} clients (Zipf mix): performance layer off → on "
             "(caches empty) → on (next window)",
             f"{s['http_ask_layer_off']['rps']:.0f} → {s['http_ask_cold']['rps']:.0f} → {s['http_ask']['rps']:.0f} "
-            f"req/s; p95 {_ms(s['http_ask_layer_off']['p95_ms'])} → {_ms(s['http_ask_cold']['p95_ms'])} → "
-            f"{_ms(s['http_ask']['p95_ms'])}",
+            f"req/s; p95 {ms(s['http_ask_layer_off']['p95_ms'])} → {ms(s['http_ask_cold']['p95_ms'])} → "
+            f"{ms(s['http_ask']['p95_ms'])}",
             f"`{FULL}`",
         ],
         [
@@ -96,18 +72,19 @@ def measured(src: Sources) -> str:
         ],
         [
             "text to speech (Piper), time to the first sentence's audio, p50",
-            _ms(s["tts_first_audio"]["p50_ms"]),
+            ms(s["tts_first_audio"]["p50_ms"]),
             f"`{FULL}`",
         ],
         [
             f"voice to voice, {voice['voice_to_voice_ptt']['requests']} recorded LJSpeech questions (websocket, "
             "uncached): client's `end` / end of speech by silence to the first answer audio, p50",
-            f"{_ms(voice['voice_to_voice_ptt']['p50_ms'])} / {_ms(voice['voice_to_voice_silence']['p50_ms'])}",
+            f"{ms(voice['voice_to_voice_ptt']['p50_ms'])} / {ms(voice['voice_to_voice_silence']['p50_ms'])}",
             f"`{VOICE}`",
         ],
     ]
     rows += [[what, value, f"`{FULL}`"] for what, value in _read_path_rows(s, r)]
-    return _table(["what", "measured", "source in benchmarks/"], rows)
+    rows += answer_rows(src)
+    return table(["what", "measured", "source in benchmarks/"], rows)
 
 
 def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str]]:
@@ -118,7 +95,7 @@ def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str
         rows.append(
             (
                 "uncached hybrid search in process vs the bare floor (same models and indexes), p95",
-                f"{_ms(s['search_hybrid_vs_floor']['p95_ms'])} vs {_ms(s['floor_search']['p95_ms'])} "
+                f"{ms(s['search_hybrid_vs_floor']['p95_ms'])} vs {ms(s['floor_search']['p95_ms'])} "
                 f"({r.get('search_vs_floor')}×; rounds {rounds})",
             )
         )
@@ -126,8 +103,8 @@ def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str
         rows.append(
             (
                 "HTTP /v1/search, new questions, 1 client: p50 / p95, vs a minimal ASGI app doing the same",
-                f"{_ms(s['http_search_c1']['p50_ms'])} / {_ms(s['http_search_c1']['p95_ms'])} vs "
-                f"{_ms(s['floor_http_search_c1']['p50_ms'])} / {_ms(s['floor_http_search_c1']['p95_ms'])} "
+                f"{ms(s['http_search_c1']['p50_ms'])} / {ms(s['http_search_c1']['p95_ms'])} vs "
+                f"{ms(s['floor_http_search_c1']['p50_ms'])} / {ms(s['floor_http_search_c1']['p95_ms'])} "
                 f"({r.get('http_search_p95_vs_floor')}× at p95)",
             )
         )
@@ -144,7 +121,7 @@ def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str
         rows.append(
             (
                 "HTTP /v1/ask, cached: server p95 / client p95 at 1 client; throughput at 32 clients",
-                f"{_ms(c1['server_ms']['p95'])} / {_ms(c1['p95_ms'])}; {c32['rps']:.0f} req/s",
+                f"{ms(c1['server_ms']['p95'])} / {ms(c1['p95_ms'])}; {c32['rps']:.0f} req/s",
             )
         )
     if "http_ask_uncached_c16" in s and "http_ask_uncached_c64" in s:
@@ -152,14 +129,14 @@ def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str
             (
                 "HTTP /v1/ask, new questions, overload: throughput at 16 → 64 clients",
                 f"{s['http_ask_uncached_c16']['rps']:.0f} → {s['http_ask_uncached_c64']['rps']:.0f} req/s "
-                f"(p95 {_ms(s['http_ask_uncached_c64']['p95_ms'])} at 64)",
+                f"(p95 {ms(s['http_ask_uncached_c64']['p95_ms'])} at 64)",
             )
         )
     if "ask_cache_miss" in s and "ask_cache_off" in s:
         rows.append(
             (
                 "what a cache miss costs: ask p50 with the cache on (every question new) vs off",
-                f"{_ms(s['ask_cache_miss']['p50_ms'])} vs {_ms(s['ask_cache_off']['p50_ms'])} "
+                f"{ms(s['ask_cache_miss']['p50_ms'])} vs {ms(s['ask_cache_off']['p50_ms'])} "
                 f"({r.get('cache_miss_cost_p50')}×)",
             )
         )
@@ -170,8 +147,8 @@ def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str
             (
                 "a write on one `serve` to its visibility on another (SQLite), p50 / p95; the second one's own lag "
                 "p50 / p95; its slowest query meanwhile",
-                f"{_ms(sync['p50_ms'])} / {_ms(sync['p95_ms'])}; {_ms(lag.get('p50'))} / {_ms(lag.get('p95'))}; "
-                f"{_ms(sync.get('max_query_ms'))}",
+                f"{ms(sync['p50_ms'])} / {ms(sync['p95_ms'])}; {ms(lag.get('p50'))} / {ms(lag.get('p95'))}; "
+                f"{ms(sync.get('max_query_ms'))}",
             )
         )
     if "index_pgvector" in s and "index_hnsw" in s:
@@ -179,7 +156,7 @@ def _read_path_rows(s: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str
             (
                 f"dense search at recall@10 ≥ 0.95, {s['index_hnsw']['vectors']:,} vectors: FAISS HNSW vs pgvector "
                 "(one query per round trip), p50",
-                f"{_ms(s['index_hnsw']['p50_ms'])} vs {_ms(s['index_pgvector']['p50_ms'])}",
+                f"{ms(s['index_hnsw']['p50_ms'])} vs {ms(s['index_pgvector']['p50_ms'])}",
             )
         )
     return rows
@@ -192,14 +169,14 @@ def scenarios(src: Sources) -> str:
         if "p50_ms" not in s or SWEEP.fullmatch(name):
             continue
         rows.append(
-            [f"`{name}`", s["requests"], _ms(s["p50_ms"]), _ms(s["p95_ms"]), _ms(s["p99_ms"]), s["rps"], s["errors"]]
+            [f"`{name}`", s["requests"], ms(s["p50_ms"]), ms(s["p95_ms"]), ms(s["p99_ms"]), s["rps"], s["errors"]]
         )
-    return _table(["scenario", "requests", "p50", "p95", "p99", "req/s", "errors"], rows)
+    return table(["scenario", "requests", "p50", "p95", "p99", "req/s", "errors"], rows)
 
 
 def ingest(src: Sources) -> str:
     s = src(FULL)["scenarios"]["ingest"]
-    return _table(
+    return table(
         ["documents", "chunks", "seconds", "chunks/s", "CPU (of 1 core)", "peak RSS"],
         [
             [
@@ -221,14 +198,14 @@ def index_kinds(src: Sources) -> str:
             t["kind"].upper(),
             f"{t['knob']} = {t['knob_value']}" if t["knob"] else "exact",
             t["recall_at_10"],
-            _ms(t["p50_ms"]),
-            _ms(t["p99_ms"]),
+            ms(t["p50_ms"]),
+            ms(t["p99_ms"]),
             f"{t['build_s']:.1f} s",
         ]
         for t in full["tables"]["index_kinds"]
     ]
     n = full["scenarios"]["index_flat"]["vectors"]
-    return f"{n:,} vectors, one query at a time, k = 10, recall against FLAT:\n\n" + _table(
+    return f"{n:,} vectors, one query at a time, k = 10, recall against FLAT:\n\n" + table(
         ["index", "search knob (tuned to recall ≥ 0.95)", "recall@10", "p50", "p99", "build"], rows
     )
 
@@ -238,7 +215,7 @@ def performance_layer(src: Sources) -> str:
     s = full["scenarios"]
     names = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "rps": "requests/s"}
     rows = [
-        [names[row["figure"]], *(_ms(row[k]) if row["figure"] != "rps" else row[k] for k in ("off", "on_cold", "on"))]
+        [names[row["figure"]], *(ms(row[k]) if row["figure"] != "rps" else row[k] for k in ("off", "on_cold", "on"))]
         for row in full["tables"]["performance_layer"]
     ]
     off = s["http_ask_layer_off"]["performance_layer"].removeprefix("off: ")
@@ -246,16 +223,16 @@ def performance_layer(src: Sources) -> str:
         f"HTTP `POST /v1/ask`, {s['http_ask']['concurrency']} concurrent clients, "
         f"windows of {s['http_ask']['seconds']:.0f} s, "
         f"Zipf-1.1 question mix over {s['corpus']['chunks']:,} chunks. Off = {off}.\n\n"
-        + _table(["figure", "layer off", "layer on, first window (caches empty)", "layer on, next window"], rows)
+        + table(["figure", "layer off", "layer on, first window (caches empty)", "layer on, next window"], rows)
     )
 
 
 def concurrency(src: Sources) -> str:
     rows = [
-        [r["concurrency"], r["rps"], _ms(r["p50_ms"]), _ms(r["p95_ms"])]
+        [r["concurrency"], r["rps"], ms(r["p50_ms"]), ms(r["p95_ms"])]
         for r in src(FULL)["tables"]["throughput_vs_concurrency"]
     ]
-    return _table(["clients", "req/s", "p50", "p95"], rows)
+    return table(["clients", "req/s", "p50", "p95"], rows)
 
 
 def cache_rates(src: Sources) -> str:
@@ -266,9 +243,9 @@ def cache_rates(src: Sources) -> str:
             tiers = ", ".join(f"{t} {v:.0%}" for t, v in c["tiers"].items())
             rows.append([f"`{scenario}`", policy, f"{c['hit_rate']:.1%}", c["hits"], c["misses"], tiers])
     cached = s["ask_cached"]
-    return _table(["scenario", "policy", "hit rate", "hits", "misses", "per tier"], rows) + (
-        f"\n\nIn `ask_cached`, a hit took {_ms(cached['hit_p50_ms'])} (p50) and a miss {_ms(cached['miss_p50_ms'])}, "
-        f"against {_ms(s['ask_uncached']['p50_ms'])} with the caches off."
+    return table(["scenario", "policy", "hit rate", "hits", "misses", "per tier"], rows) + (
+        f"\n\nIn `ask_cached`, a hit took {ms(cached['hit_p50_ms'])} (p50) and a miss {ms(cached['miss_p50_ms'])}, "
+        f"against {ms(s['ask_uncached']['p50_ms'])} with the caches off."
     )
 
 
@@ -283,7 +260,7 @@ def semantic(src: Sources) -> str:
         for row in src("semantic_cache_squad.json")["thresholds"]
         if row["threshold"] in (0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98)
     ]
-    return _table(["threshold", "precision", "rewording hit rate", "false hit rate"], rows)
+    return table(["threshold", "precision", "rewording hit rate", "false hit rate"], rows)
 
 
 def speech(src: Sources) -> str:
@@ -295,31 +272,31 @@ def speech(src: Sources) -> str:
         [
             f"STT, {voice['stt']['requests']} recorded questions of ~{voice['stt']['audio_seconds_mean']:.0f} s"
             f" ({VOICE})",
-            f"p50 {_ms(voice['stt']['p50_ms'])}; Whisper's whole 30 s window {_ms(voice['stt_full_window']['p50_ms'])}",
+            f"p50 {ms(voice['stt']['p50_ms'])}; Whisper's whole 30 s window {ms(voice['stt_full_window']['p50_ms'])}",
             f"real-time factor {voice['stt']['rtf']:.3f}",
         ],
         [
             "TTS, time to first audio",
-            f"p50 {_ms(s['tts_first_audio']['p50_ms'])}",
-            f"max {_ms(s['tts_first_audio']['max_ms'])}",
+            f"p50 {ms(s['tts_first_audio']['p50_ms'])}",
+            f"max {ms(s['tts_first_audio']['max_ms'])}",
         ],
         [
             "TTS, whole answer (2 sentences)",
-            f"p50 {_ms(s['tts_total']['p50_ms'])}",
+            f"p50 {ms(s['tts_total']['p50_ms'])}",
             f"real-time factor {s['tts_total']['rtf']:.3f}",
         ],
         [
             f"voice to voice (websocket, uncached, {VOICE}): the client's `end` to the first answer audio",
-            f"p50 {_ms(voice['voice_to_voice_ptt']['p50_ms'])}",
-            f"max {_ms(voice['voice_to_voice_ptt']['max_ms'])}",
+            f"p50 {ms(voice['voice_to_voice_ptt']['p50_ms'])}",
+            f"max {ms(voice['voice_to_voice_ptt']['max_ms'])}",
         ],
         [
             "voice to voice: the end of speech to the first answer audio, the turn ended by silence",
-            f"p50 {_ms(voice['voice_to_voice_silence']['p50_ms'])}",
-            f"max {_ms(voice['voice_to_voice_silence']['max_ms'])}",
+            f"p50 {ms(voice['voice_to_voice_silence']['p50_ms'])}",
+            f"max {ms(voice['voice_to_voice_silence']['max_ms'])}",
         ],
     ]
-    return _table(["what", "latency / quality", "speed"], rows)
+    return table(["what", "latency / quality", "speed"], rows)
 
 
 def machine(src: Sources) -> str:
@@ -335,6 +312,7 @@ def machine(src: Sources) -> str:
 
 BLOCKS: dict[str, Callable[[Sources], str]] = {
     "measured": measured,
+    "answers": answers,
     "machine": machine,
     "scenarios": scenarios,
     "ingest": ingest,

@@ -57,8 +57,8 @@ async def in_process(
             k = rag.settings.top_k
             hits = [await rag.pipeline.search(q, ["bench"], "hybrid", k, use_cache=False) for q in sample]
 
-            async def answer_step(i: int) -> None:  # what an uncached ask adds to its search
-                await rag.pipeline.extract(sample[i], hits[i], use_cache=False)
+            async def answer_step(i: int) -> None:  # what an uncached ask adds to its search (which made the vector)
+                await rag.pipeline.extract(sample[i], hits[i], use_cache=False, query_vector=vectors[i])
 
             record("answer_step", *await run_clients(answer_step, len(sample), 1))
             scenarios.update(lexical_after_change(index.lexical, sample))
