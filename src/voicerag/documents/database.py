@@ -5,6 +5,7 @@ a read changes nothing, and a write is one transaction, so running either again 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -42,20 +43,25 @@ async def run(
     """``work`` on a pooled connection (in one transaction when ``transaction``), run again on a fresh
     connection when the one it had was lost; ``what`` names it in the log and the 503."""
     for attempt in range(1, ATTEMPTS + 1):
-        async with engine.connect() as conn:
-            try:
-                if not transaction:
-                    return await work(conn)
-                async with conn.begin():
-                    return await work(conn)
-            except Exception as exc:
-                if not connection_lost(exc):
+        try:
+            async with engine.connect() as conn:  # the checkout's own ping can meet the kill too
+                try:
+                    if not transaction:
+                        return await work(conn)
+                    async with conn.begin():
+                        return await work(conn)
+                except Exception as exc:
+                    if connection_lost(exc):
+                        with contextlib.suppress(Exception):
+                            await conn.invalidate()  # never back into the pool
                     raise
-                await conn.invalidate()
-                log.warning("database connection lost during %s (attempt %d of %d): %s", what, attempt, ATTEMPTS, exc)
-                if attempt == ATTEMPTS:
-                    raise DatabaseUnavailable(
-                        f"the database connection was lost {ATTEMPTS} times during {what}; nothing was changed, "
-                        "send the request again"
-                    ) from exc
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+            log.warning("database connection lost during %s (attempt %d of %d): %s", what, attempt, ATTEMPTS, exc)
+            if attempt == ATTEMPTS:
+                raise DatabaseUnavailable(
+                    f"the database connection was lost {ATTEMPTS} times during {what}; nothing was changed, "
+                    "send the request again"
+                ) from exc
     raise AssertionError("unreachable")
