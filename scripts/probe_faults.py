@@ -22,7 +22,6 @@ import json
 import os
 import random
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,8 @@ from tests.helpers import make_docx, voicerag_serve  # noqa: E402 - the tests' s
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "voicerag_probe"
-WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar".split()
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+WORDS += ["mike", "november", "oscar"]
 
 
 def _text(rng: random.Random, n: int) -> str:
@@ -79,6 +79,32 @@ async def _killer(stop: asyncio.Event, rng: random.Random) -> int:
     return killed
 
 
+def _request(rng: random.Random) -> tuple[str, str, dict[str, Any] | None]:
+    """One request of the mix: 55% asks, 25% searches, 15% writes of 1-3 documents, 5% deletes."""
+    roll = rng.random()
+    if roll < 0.55:
+        return "POST", "/v1/ask", {"question": f"What about {rng.choice(WORDS)}?", "collection": "probe"}
+    if roll < 0.8:
+        return "POST", "/v1/search", {"query": " ".join(rng.sample(WORDS, 3)), "collection": "probe"}
+    if roll < 0.95:
+        docs = [
+            {"id": f"d{rng.randrange(40)}", "text": _text(rng, rng.randint(2, 30))} for _ in range(rng.randint(1, 3))
+        ]
+        return "POST", "/v1/collections/probe/documents", {"documents": docs}
+    return "DELETE", f"/v1/collections/probe/documents/d{rng.randrange(40)}", None
+
+
+async def _attack(url: str, args: argparse.Namespace, rng: random.Random) -> tuple[Counter[str], list[str], int, float]:
+    """The load with the killer beside it: statuses, failures, connections killed, seconds."""
+    stop = asyncio.Event()
+    killer = asyncio.create_task(_killer(stop, rng))
+    started = time.perf_counter()
+    statuses, failures = await _load(url, args.requests, args.clients, rng)
+    seconds = time.perf_counter() - started
+    stop.set()
+    return statuses, failures, await killer, seconds
+
+
 async def _load(url: str, requests: int, clients: int, rng: random.Random) -> tuple[Counter[str], list[str]]:
     statuses: Counter[str] = Counter()
     failures: list[str] = []
@@ -86,16 +112,7 @@ async def _load(url: str, requests: int, clients: int, rng: random.Random) -> tu
 
     async def one(client: httpx.AsyncClient) -> None:
         for _ in todo:
-            roll = rng.random()
-            if roll < 0.55:
-                method, path, body = "POST", "/v1/ask", {"question": f"What about {rng.choice(WORDS)}?", "collection": "probe"}
-            elif roll < 0.8:
-                method, path, body = "POST", "/v1/search", {"query": " ".join(rng.sample(WORDS, 3)), "collection": "probe"}
-            elif roll < 0.95:
-                docs = [{"id": f"d{rng.randrange(40)}", "text": _text(rng, rng.randint(2, 30))} for _ in range(rng.randint(1, 3))]
-                method, path, body = "POST", "/v1/collections/probe/documents", {"documents": docs}
-            else:
-                method, path, body = "DELETE", f"/v1/collections/probe/documents/d{rng.randrange(40)}", None
+            method, path, body = _request(rng)
             try:
                 response = await client.request(method, path, json=body)
                 statuses[str(response.status_code)] += 1
@@ -134,18 +151,9 @@ def pg_kills(args: argparse.Namespace) -> dict[str, Any]:
         folder = contextlib.nullcontext(tempfile.mkdtemp(dir=args.keep)) if args.keep else tempfile.TemporaryDirectory()
         with folder as tmp, voicerag_serve(Path(tmp) / "data", env=env) as (_, url):
             seed = [{"id": f"d{i}", "text": _text(rng, 20)} for i in range(40)]
-            httpx.post(f"{url}/v1/collections/probe/documents", json={"documents": seed}, timeout=300).raise_for_status()
-
-            async def attack() -> tuple[Counter[str], list[str], int, float]:
-                stop = asyncio.Event()
-                killer = asyncio.create_task(_killer(stop, rng))
-                started = time.perf_counter()
-                statuses, failures = await _load(url, args.requests, args.clients, rng)
-                seconds = time.perf_counter() - started
-                stop.set()
-                return statuses, failures, await killer, seconds
-
-            statuses, failures, killed, seconds = asyncio.run(attack())
+            seeded = httpx.post(f"{url}/v1/collections/probe/documents", json={"documents": seed}, timeout=300)
+            seeded.raise_for_status()
+            statuses, failures, killed, seconds = asyncio.run(_attack(url, args, rng))
             half = asyncio.run(_half_written())
         five_xx = sum(n for s, n in statuses.items() if s.startswith("5") or s == "connection error")
         runs.append(
