@@ -34,7 +34,7 @@ from voicerag.pools import Pools
 from voicerag.retrieval.embedder import Embedder, create_embedder
 from voicerag.retrieval.faiss_index import FaissBackend
 from voicerag.retrieval.index import DenseBackend, IndexParams
-from voicerag.retrieval.search import Retriever
+from voicerag.retrieval.search import Retriever, check_collection_name
 from voicerag.retrieval.worker import RetrievalWorker
 from voicerag.speech.service import SpeechService
 from voicerag.voice import VoiceAgent
@@ -204,6 +204,10 @@ class VoiceRAG:
         await self.ingestor.delete_collection(collection)
         await self._after_write(collection, 0)
 
+    async def create_collection(self, collection: str) -> int:
+        """An empty collection (nothing happens when it exists); its generation."""
+        return await self.store.ensure_collection(check_collection_name(collection))
+
     async def list_collections(self) -> list[dict[str, Any]]:
         return await self.store.list_collections()
 
@@ -218,9 +222,15 @@ class VoiceRAG:
     # ---- questions --------------------------------------------------------------------------------------
 
     async def search(
-        self, query: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
+        self,
+        query: str,
+        collections: list[str],
+        mode: SearchMode | None = None,
+        k: int | None = None,
+        timings: dict[str, float] | None = None,
     ) -> list[Source]:
-        return await self.pipeline.search(query, collections, mode, k)
+        """Top ``k`` sources; ``timings`` receives each stage's milliseconds."""
+        return await self.pipeline.search(query, collections, mode, k, timings)
 
     async def ask(
         self, question: str, collections: list[str], mode: SearchMode | None = None, k: int | None = None
@@ -249,6 +259,7 @@ class VoiceRAG:
                 checks["schema"] = await self.store.schema_revision()
             except Exception as exc:  # report, don't raise: /readyz shows it
                 checks["schema"] = {"ok": False, "error": str(exc)[:200]}
+        checks["indexes"] = {"ok": self.ready, "loaded": self.retriever.loaded_names()} | self.retriever.sync_stats()
         return checks
 
 

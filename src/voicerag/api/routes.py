@@ -133,7 +133,6 @@ async def healthz() -> StatusOut:
 async def readyz(rag: Rag) -> JSONResponse:
     """Ready when the database answers and every collection's indexes are loaded; pool figures."""
     checks = await rag.health()
-    checks["indexes"] = {"ok": rag.ready, "loaded": rag.retriever.loaded_names()} | rag.retriever.sync_stats()
     ready = checks["database"]["ok"] and checks.get("schema", {}).get("ok", False) and rag.ready
     alerts = [a.to_json() for a in rag.alerts.active.values()]
     status = (
@@ -174,9 +173,7 @@ async def get_collection(name: str, rag: Rag, caller: Caller) -> CollectionOut:
 async def create_collection(name: str, rag: Rag, caller: Caller) -> CreatedCollectionOut:
     """Create an empty collection (ingesting into a missing one creates it too)."""
     caller.require("write", [name])
-    from voicerag.retrieval.search import check_collection_name
-
-    generation = await rag.store.ensure_collection(check_collection_name(name))
+    generation = await rag.create_collection(name)
     return CreatedCollectionOut(name=name, generation=generation)
 
 
@@ -278,7 +275,7 @@ async def delete_document(name: str, doc_id: str, rag: Rag, caller: Caller) -> D
 async def search(body: SearchIn, rag: Rag, caller: Caller) -> SearchOut:
     timings: dict[str, float] = {}
     caller.require("read", body.names())
-    sources = await rag.pipeline.search(body.query, body.names(), body.mode, body.k, timings)
+    sources = await rag.search(body.query, body.names(), body.mode, body.k, timings)
     return SearchOut.model_validate({"results": [s.to_json() for s in sources], "timings_ms": timings})
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Column, Float, Index, LargeBinary, String, Table, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voicerag.clock import SYSTEM_CLOCK, Clock
@@ -314,7 +313,10 @@ class SQLTier:
             "value": value,
             "expires_at": self.clock.time() + ttl_s,
         }
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        if self.engine.dialect.name == "postgresql":  # the dialect a store does not use is never loaded
+            from sqlalchemy.dialects import postgresql as dialect
+        else:
+            from sqlalchemy.dialects import sqlite as dialect
         stmt = dialect.insert(cache_entries).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[cache_entries.c.key],

@@ -7,7 +7,6 @@ import struct
 import wave
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
 from voicerag.errors import InvalidInput, TooLarge, UnsupportedFormat
@@ -58,6 +57,8 @@ def decode_audio(data: bytes, limits: Limits | None = None) -> np.ndarray:
         limits.check_size(data)
     _check_wav_complete(data)
     max_samples = int(limits.max_seconds * SAMPLE_RATE) if limits else None
+    import av  # PyAV (FFmpeg) loads on the first audio, not with every command that never sees one
+
     pieces: list[np.ndarray] = []
     total = 0
     try:
@@ -150,6 +151,8 @@ def encode_audio(pcm: bytes, sample_rate: int, fmt: str) -> bytes:
     container_name, codec, rates = _ENCODERS[fmt]
     rate = sample_rate if rates is None or sample_rate in rates else min(r for r in rates if r >= sample_rate)
     pcm = resample_pcm16(pcm, sample_rate, rate)
+    import av
+
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=container_name) as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
