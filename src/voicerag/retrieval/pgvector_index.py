@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from voicerag.documents import database
 from voicerag.retrieval.index import IndexParams
 
 TABLE = "vr_vectors"
@@ -67,8 +68,10 @@ class PgVectorIndex:
         return int(self._run(self._scalar(f"SELECT count(*) FROM {TABLE} WHERE collection = :c")))
 
     async def _scalar(self, sql: str) -> Any:
-        async with self.engine.connect() as conn:
+        async def read(conn: AsyncConnection) -> Any:
             return (await conn.execute(text(sql), {"c": self.collection})).scalar()
+
+        return await database.run(self.engine, read, transaction=False, what="reading vectors")
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
@@ -80,20 +83,25 @@ class PgVectorIndex:
             f"INSERT INTO {TABLE} (collection, chunk_id, embedding) VALUES (:c, :i, CAST(:v AS vector)) "
             "ON CONFLICT (collection, chunk_id) DO NOTHING"
         )
-        async with self.engine.begin() as conn:
+
+        async def write(conn: AsyncConnection) -> None:
             for start in range(0, len(rows), 1000):
                 await conn.execute(sql, rows[start : start + 1000])
+
+        await database.run(self.engine, write, transaction=True, what="writing vectors")
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids):
             self._run(self._remove([int(i) for i in ids]))
 
     async def _remove(self, ids: list[int]) -> None:
-        async with self.engine.begin() as conn:
+        async def write(conn: AsyncConnection) -> None:
             await conn.execute(
                 text(f"DELETE FROM {TABLE} WHERE collection = :c AND chunk_id = ANY(:ids)"),
                 {"c": self.collection, "ids": ids},
             )
+
+        await database.run(self.engine, write, transaction=True, what="removing vectors")
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, ids) per query row; missing slots have id -1."""
@@ -106,7 +114,8 @@ class PgVectorIndex:
             f"SELECT chunk_id, -(embedding <#> CAST(:q AS vector)) FROM {TABLE} WHERE collection = :c "
             "ORDER BY embedding <#> CAST(:q AS vector) LIMIT :k"
         )
-        async with self.engine.connect() as conn:
+
+        async def read(conn: AsyncConnection) -> None:
             await conn.execute(text(f"SET hnsw.ef_search = {max(int(self.params.hnsw_ef_search), k)}"))
             await conn.execute(text("SET hnsw.iterative_scan = relaxed_order"))
             for row, query in enumerate(queries):
@@ -114,6 +123,8 @@ class PgVectorIndex:
                 for col, (chunk_id, score) in enumerate(found):
                     ids[row, col], scores[row, col] = chunk_id, score
             await conn.rollback()
+
+        await database.run(self.engine, read, transaction=False, what="a vector search")
         return scores, ids
 
     def ids(self) -> np.ndarray:
@@ -121,10 +132,12 @@ class PgVectorIndex:
 
     async def ids_async(self) -> np.ndarray:
         """The ids, from a coroutine on the event loop (``ids`` is for worker threads)."""
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(text(f"SELECT chunk_id FROM {TABLE} WHERE collection = :c"), {"c": self.collection})
-            ).all()
+
+        async def read(conn: AsyncConnection) -> list[Any]:
+            query = text(f"SELECT chunk_id FROM {TABLE} WHERE collection = :c")
+            return list((await conn.execute(query, {"c": self.collection})).all())
+
+        rows = await database.run(self.engine, read, transaction=False, what="reading vector ids")
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +183,11 @@ class PgVectorBackend:
 
     async def drop(self, collection: str) -> None:
         """Delete the collection's vectors (a collection re-created under the name starts empty)."""
-        async with self.engine.begin() as conn:
+
+        async def write(conn: AsyncConnection) -> None:
             await conn.execute(text(f"DELETE FROM {TABLE} WHERE collection = :c"), {"c": collection})
+
+        await database.run(self.engine, write, transaction=True, what="dropping vectors")
 
     def load(self, collection: str, path: Path, meta: dict[str, Any]) -> PgVectorIndex:
         if meta.get("kind") != PgVectorIndex.kind:
