@@ -21,7 +21,6 @@ import io
 import json
 import os
 import random
-import struct
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.helpers import make_docx, voicerag_serve  # noqa: E402 - the tests' server helpers
+from tests.helpers import make_docx, understate_zip_entry, voicerag_serve  # noqa: E402 - the tests' server helpers
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "voicerag_probe"
@@ -193,16 +192,7 @@ def _understated_docx(inflated_mb: int) -> bytes:
             for _ in range(inflated_mb):
                 part.write(block)
             part.write(b"</a>")
-    data = bytearray(out.getvalue())
-    name = b"word/document.xml"
-    for signature, size_at, name_at, length_at in ((b"PK\x03\x04", 22, 30, 26), (b"PK\x01\x02", 24, 46, 28)):
-        at = data.find(signature)
-        while at >= 0:
-            length = struct.unpack_from("<H", data, at + length_at)[0]
-            if bytes(data[at + name_at : at + name_at + length]) == name:
-                struct.pack_into("<I", data, at + size_at, 4096)
-            at = data.find(signature, at + 4)
-    return bytes(data)
+    return understate_zip_entry(out.getvalue(), "word/document.xml")
 
 
 def docx_bomb(args: argparse.Namespace) -> dict[str, Any]:

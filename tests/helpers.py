@@ -83,6 +83,22 @@ def make_docx(paragraphs: list[str]) -> bytes:
     return buffer.getvalue()
 
 
+def understate_zip_entry(data: bytes, name: str, claimed: int = 4096) -> bytes:
+    """``data`` (a zip) with ``name``'s sizes in its local and central headers set to ``claimed`` bytes, whatever
+    the entry inflates to: a zip that lies about its own sizes."""
+    import struct
+
+    patched, wanted = bytearray(data), name.encode()
+    for signature, size_at, name_at, length_at in ((b"PK\x03\x04", 22, 30, 26), (b"PK\x01\x02", 24, 46, 28)):
+        at = patched.find(signature)
+        while at >= 0:
+            length = struct.unpack_from("<H", patched, at + length_at)[0]
+            if bytes(patched[at + name_at : at + name_at + length]) == wanted:
+                struct.pack_into("<I", patched, at + size_at, claimed)
+            at = patched.find(signature, at + 4)
+    return bytes(patched)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -160,17 +160,18 @@ class Pipeline:
             return await self._search_uncached(query, states, mode, k, timings, fusion)
         generations = sorted((name, state.generation) for name, state in states.items())
         key = (generations, normalize_question(query), mode, k, self._retrieval_signature(fusion))
-        made: list[np.ndarray | None] = [None]
+        made: np.ndarray | None = None  # stays None on a cache hit
 
         async def compute() -> list[dict[str, Any]]:
-            sources, made[0] = await self._search_uncached(query, states, mode, k, timings, fusion)
+            nonlocal made
+            sources, made = await self._search_uncached(query, states, mode, k, timings, fusion)
             return [s.to_json() for s in sources]
 
         with self.metrics.stage("search_total", timings):
             rows, _ = await self.cache.get_or_compute(
                 "search", key, compute, tags=tuple(f"collection:{c}" for c in states)
             )
-        return [Source(**row) for row in rows], made[0]
+        return [Source(**row) for row in rows], made
 
     def fusion_params(self) -> FusionParams:
         """The fusion settings now (live configuration may change them between requests)."""

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.helpers import make_docx, make_pdf
+from tests.helpers import make_docx, make_pdf, understate_zip_entry
 from voicerag.documents.chunking import chunk_text, split_sentences
 from voicerag.documents.loaders import load_bytes, load_paths
 from voicerag.errors import DocumentError, UnsupportedFormat
@@ -91,7 +91,6 @@ def test_overlong_sentence_is_cut_at_words() -> None:
 def _docx_with(part: str, content: bytes, understate: bool = False) -> bytes:
     """A real .docx with one part replaced; ``understate``: its zip entry claims 4 KB whatever it holds."""
     import io
-    import struct
     import zipfile
 
     source = io.BytesIO(make_docx(["A real paragraph."]))
@@ -99,17 +98,7 @@ def _docx_with(part: str, content: bytes, understate: bool = False) -> bytes:
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
         for item in original.infolist():
             copy.writestr(item.filename, content if item.filename == part else original.read(item.filename))
-    data = bytearray(out.getvalue())
-    if understate:
-        name = part.encode()
-        for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
-            at = data.find(signature)
-            while at >= 0:
-                length = struct.unpack_from("<H", data, at + (26 if signature == b"PK\x03\x04" else 28))[0]
-                if bytes(data[at + name_at : at + name_at + length]) == name:
-                    struct.pack_into("<I", data, at + size_at, 4096)
-                at = data.find(signature, at + 4)
-    return bytes(data)
+    return understate_zip_entry(out.getvalue(), part) if understate else out.getvalue()
 
 
 def test_a_docx_that_understates_its_sizes_is_refused_in_bounded_memory() -> None:

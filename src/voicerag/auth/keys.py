@@ -11,14 +11,13 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicerag.auth.scopes import Principal, parse_scopes
 from voicerag.documents import database
@@ -178,7 +177,7 @@ class ApiKeys:
 
     async def _load(self) -> None:
         started = time.monotonic()
-        rows = await database.run(self.engine, _mappings(select(api_keys)), transaction=False, what="loading keys")
+        rows = await database.fetch(self.engine, select(api_keys), what="loading keys", mappings=True)
         self._keys = {r["key_hash"]: _entry(r) for r in rows}
         self._unknown.clear()
         self._loaded_at = started
@@ -190,7 +189,7 @@ class ApiKeys:
         if seen is not None and time.monotonic() - seen < self.cache_s:
             return None
         query = select(api_keys).where(api_keys.c.key_hash == digest)
-        rows = await database.run(self.engine, _mappings(query), transaction=False, what="looking up a key")
+        rows = await database.fetch(self.engine, query, what="looking up a key", mappings=True)
         row = rows[0] if rows else None
         if row is None:
             if len(self._unknown) > 10_000:
@@ -205,10 +204,3 @@ class ApiKeys:
 def _entry(row: Any) -> _Entry:
     principal = None if row["revoked"] else Principal(row["name"], frozenset(row["scopes"]))
     return _Entry(principal, _aware(row["expires_at"]))
-
-
-def _mappings(query: Any) -> Callable[[AsyncConnection], Awaitable[list[Any]]]:
-    async def read(conn: AsyncConnection) -> list[Any]:
-        return list((await conn.execute(query)).mappings().all())
-
-    return read

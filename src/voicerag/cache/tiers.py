@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Column, Float, Index, LargeBinary, String, Table, delete, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicerag.clock import SYSTEM_CLOCK, Clock
 from voicerag.documents import database
@@ -366,11 +366,7 @@ class SQLTier:
         if pattern:
             like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             stmt = stmt.where(cache_entries.c.key.like(like.replace("*", "%").replace("?", "_"), escape="\\"))
-
-        async def remove(conn: AsyncConnection) -> int:
-            return int((await conn.execute(stmt)).rowcount or 0)
-
-        return await database.run(self.engine, remove, transaction=True, what="clearing cache entries")
+        return await database.execute(self.engine, stmt, what="clearing cache entries")
 
 
 class FileTier:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -65,3 +65,23 @@ async def run(
                     "send the request again"
                 ) from exc
     raise AssertionError("unreachable")
+
+
+async def rows(conn: AsyncConnection, query: Any, mappings: bool = False) -> list[Any]:
+    """Every row ``query`` returns on ``conn`` (as mappings: by column name)."""
+    result = await conn.execute(query)
+    return list(result.mappings().all() if mappings else result.all())
+
+
+async def fetch(engine: AsyncEngine, query: Any, *, what: str, mappings: bool = False) -> list[Any]:
+    """Every row of one query, read under the rule above."""
+    return await run(engine, lambda conn: rows(conn, query, mappings), transaction=False, what=what)
+
+
+async def execute(engine: AsyncEngine, statement: Any, *, what: str) -> int:
+    """One writing statement in its own transaction, under the rule above; the rows it touched."""
+
+    async def write(conn: AsyncConnection) -> int:
+        return int((await conn.execute(statement)).rowcount or 0)
+
+    return await run(engine, write, transaction=True, what=what)

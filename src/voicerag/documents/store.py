@@ -317,7 +317,7 @@ class SQLDocumentStore:
 
     async def generations(self) -> dict[str, int]:
         """Every collection's generation, in one statement."""
-        rows = await self._read(lambda conn: _all(conn, select(collections.c.name, collections.c.generation)))
+        rows = await database.fetch(self.engine, select(collections.c.name, collections.c.generation), what="a read")
         return {r[0]: int(r[1]) for r in rows}
 
     async def changes_since(self, collection: str, generation: int) -> list[Change] | None:
@@ -330,7 +330,7 @@ class SQLDocumentStore:
 
         async def read(conn: AsyncConnection) -> tuple[int | None, list[Any]]:
             current = await self._generation(conn, collection)
-            return current, [] if current is None else await _all(conn, query)
+            return current, [] if current is None else await database.rows(conn, query)
 
         current, rows = await self._read(read)
         if current is None:
@@ -410,7 +410,7 @@ class SQLDocumentStore:
             .select_from(collections.outerjoin(doc_counts, doc_counts.c.collection == collections.c.name))
             .order_by(collections.c.name)
         )
-        rows = await self._read(lambda conn: _all(conn, query))
+        rows = await database.fetch(self.engine, query, what="a read")
         return [
             {
                 "name": r[0],
@@ -443,7 +443,7 @@ class SQLDocumentStore:
         async def read(conn: AsyncConnection) -> dict[str, str]:
             out: dict[str, str] = {}
             for i in range(0, len(doc_ids), 500):
-                rows = await _all(conn, query.where(documents.c.doc_id.in_(doc_ids[i : i + 500])))
+                rows = await database.rows(conn, query.where(documents.c.doc_id.in_(doc_ids[i : i + 500])))
                 out.update({r[0]: r[1] for r in rows})
             return out
 
@@ -567,7 +567,7 @@ class SQLDocumentStore:
             .limit(limit)
             .offset(offset)
         )
-        rows = await self._read(lambda conn: _mappings(conn, query))
+        rows = await database.fetch(self.engine, query, what="a read", mappings=True)
         return [self._doc_json(r) for r in rows]
 
     @staticmethod
@@ -618,7 +618,7 @@ class SQLDocumentStore:
                 (documents.c.collection == chunks.c.collection) & (documents.c.doc_id == chunks.c.doc_id),
             )
         )
-        rows = await self._read(lambda conn: _all(conn, query.where(chunks.c.id.in_(ids))))
+        rows = await database.fetch(self.engine, query.where(chunks.c.id.in_(ids)), what="reading chunks")
         return {r[0]: ChunkRecord(*r) for r in rows}
 
     async def chunk_rows(self, collection: str, ids: list[int] | None, dim: int | None) -> ChunkRows:
@@ -635,10 +635,10 @@ class SQLDocumentStore:
 
         async def read(conn: AsyncConnection) -> list[Any]:
             if ids is None:
-                return await _all(conn, query)
+                return await database.rows(conn, query)
             rows: list[Any] = []
             for i in range(0, len(ids), 1000):
-                rows.extend(await _all(conn, query.where(chunks.c.id.in_(ids[i : i + 1000]))))
+                rows.extend(await database.rows(conn, query.where(chunks.c.id.in_(ids[i : i + 1000]))))
             return rows
 
         rows = await self._read(read, "reading chunks")
@@ -655,11 +655,3 @@ class SQLDocumentStore:
             ends=[r[5] for r in rows],
             units=[r[6] for r in rows],
         )
-
-
-async def _all(conn: AsyncConnection, query: Any) -> list[Any]:
-    return list((await conn.execute(query)).all())
-
-
-async def _mappings(conn: AsyncConnection, query: Any) -> list[Any]:
-    return list((await conn.execute(query)).mappings().all())

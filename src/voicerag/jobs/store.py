@@ -11,7 +11,7 @@ from typing import Any
 
 import msgpack
 from sqlalchemy import JSON, Column, DateTime, Integer, LargeBinary, String, Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicerag.documents import database
 from voicerag.documents.loaders import Document
@@ -78,16 +78,6 @@ class JobStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
 
-    async def _run(self, statement: Any, transaction: bool = False) -> list[Any]:
-        """One statement, run again on a fresh connection if the one it had was lost (``database.run``); the
-        rows it returns, as mappings (none for a write)."""
-
-        async def work(conn: AsyncConnection) -> list[Any]:
-            result = await conn.execute(statement)
-            return list(result.mappings().all()) if result.returns_rows else []
-
-        return await database.run(self.engine, work, transaction=transaction, what="a job's record")
-
     async def create(self, collection: str, docs: list[Document], errors: list[dict[str, str]]) -> Job:
         now = datetime.now(UTC)
         job_id = str(uuid.uuid4())
@@ -101,12 +91,14 @@ class JobStore:
             created_at=now,
             updated_at=now,
         )
-        await self._run(row, transaction=True)
+        await database.execute(self.engine, row, what="recording a job")
         return await self.get(job_id)
 
     async def get(self, job_id: str) -> Job:
         columns = [c for c in jobs.c if c.name != "payload"]
-        rows = await self._run(select(*columns).where(jobs.c.id == job_id))
+        rows = await database.fetch(
+            self.engine, select(*columns).where(jobs.c.id == job_id), what="reading a job", mappings=True
+        )
         row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"no job {job_id!r} (jobs are kept in the store once created)")
@@ -118,21 +110,22 @@ class JobStore:
         )
 
     async def documents(self, job_id: str) -> list[Document]:
-        rows = await self._run(select(jobs.c.payload).where(jobs.c.id == job_id))
-        data = rows[0]["payload"] if rows else None
+        rows = await database.fetch(
+            self.engine, select(jobs.c.payload).where(jobs.c.id == job_id), what="reading a job"
+        )
+        data = rows[0][0] if rows else None
         if data is None:
             raise NotFound(f"no job {job_id!r}")
         return _unpack(data)
 
     async def update(self, job_id: str, **values: Any) -> None:
-        await self._run(
-            update(jobs).where(jobs.c.id == job_id).values(updated_at=datetime.now(UTC), **values), transaction=True
-        )
+        statement = update(jobs).where(jobs.c.id == job_id).values(updated_at=datetime.now(UTC), **values)
+        await database.execute(self.engine, statement, what="updating a job")
 
     async def start_attempt(self, job_id: str) -> None:
-        await self._run(
+        statement = (
             update(jobs)
             .where(jobs.c.id == job_id)
-            .values(status="running", attempts=jobs.c.attempts + 1, updated_at=datetime.now(UTC)),
-            transaction=True,
+            .values(status="running", attempts=jobs.c.attempts + 1, updated_at=datetime.now(UTC))
         )
+        await database.execute(self.engine, statement, what="updating a job")

@@ -68,10 +68,8 @@ class PgVectorIndex:
         return int(self._run(self._scalar(f"SELECT count(*) FROM {TABLE} WHERE collection = :c")))
 
     async def _scalar(self, sql: str) -> Any:
-        async def read(conn: AsyncConnection) -> Any:
-            return (await conn.execute(text(sql), {"c": self.collection})).scalar()
-
-        return await database.run(self.engine, read, transaction=False, what="reading vectors")
+        found = await database.fetch(self.engine, text(sql).bindparams(c=self.collection), what="reading vectors")
+        return found[0][0]
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
@@ -95,13 +93,8 @@ class PgVectorIndex:
             self._run(self._remove([int(i) for i in ids]))
 
     async def _remove(self, ids: list[int]) -> None:
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(
-                text(f"DELETE FROM {TABLE} WHERE collection = :c AND chunk_id = ANY(:ids)"),
-                {"c": self.collection, "ids": ids},
-            )
-
-        await database.run(self.engine, write, transaction=True, what="removing vectors")
+        statement = text(f"DELETE FROM {TABLE} WHERE collection = :c AND chunk_id = ANY(:ids)")
+        await database.execute(self.engine, statement.bindparams(c=self.collection, ids=ids), what="removing vectors")
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, ids) per query row; missing slots have id -1."""
@@ -132,12 +125,8 @@ class PgVectorIndex:
 
     async def ids_async(self) -> np.ndarray:
         """The ids, from a coroutine on the event loop (``ids`` is for worker threads)."""
-
-        async def read(conn: AsyncConnection) -> list[Any]:
-            query = text(f"SELECT chunk_id FROM {TABLE} WHERE collection = :c")
-            return list((await conn.execute(query, {"c": self.collection})).all())
-
-        rows = await database.run(self.engine, read, transaction=False, what="reading vector ids")
+        query = text(f"SELECT chunk_id FROM {TABLE} WHERE collection = :c").bindparams(c=self.collection)
+        rows = await database.fetch(self.engine, query, what="reading vector ids")
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
@@ -183,11 +172,8 @@ class PgVectorBackend:
 
     async def drop(self, collection: str) -> None:
         """Delete the collection's vectors (a collection re-created under the name starts empty)."""
-
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(text(f"DELETE FROM {TABLE} WHERE collection = :c"), {"c": collection})
-
-        await database.run(self.engine, write, transaction=True, what="dropping vectors")
+        statement = text(f"DELETE FROM {TABLE} WHERE collection = :c").bindparams(c=collection)
+        await database.execute(self.engine, statement, what="dropping vectors")
 
     def load(self, collection: str, path: Path, meta: dict[str, Any]) -> PgVectorIndex:
         if meta.get("kind") != PgVectorIndex.kind:
