@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -212,13 +212,14 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
 @dataclass
 class Pools:
-    """The shared pools: SQL engine, HTTP client, and Redis (None unless configured)."""
+    """The shared pools: SQL engine, HTTP client (made on first use: its TLS set-up costs a CLI command that
+    calls no provider 0.1 s), and Redis (None unless configured)."""
 
     settings: Settings
     engine: AsyncEngine
-    http: httpx.AsyncClient
-    http_stats: HttpStats
+    http_stats: HttpStats = field(default_factory=HttpStats)
     redis: Any = None
+    _http: httpx.AsyncClient | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> Pools:
@@ -227,8 +228,14 @@ class Pools:
             from voicerag.cache.redis_pool import create_redis
 
             redis = create_redis(settings)
-        stats = HttpStats()
-        return cls(settings, create_engine(settings), create_http_client(settings, stats), stats, redis)
+        return cls(settings, create_engine(settings), redis=redis)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled provider client (``create_http_client``)."""
+        if self._http is None:
+            self._http = create_http_client(self.settings, self.http_stats)
+        return self._http
 
     async def health(self) -> dict[str, Any]:
         """Check each pool with a real round trip."""
@@ -274,7 +281,8 @@ class Pools:
         return out
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -220,7 +220,7 @@ async def test_a_store_from_the_previous_release_is_migrated_and_keeps_everythin
     job is still there, and questions are answered (their units embedded at ask time)."""
     from sqlalchemy import text
 
-    from voicerag.documents.migrations import VERSION_TABLE, head
+    from voicerag.documents.migrations import HEAD, VERSION_TABLE
 
     settings = backend_settings()
     async with await VoiceRAG.open(settings) as rag:
@@ -232,7 +232,7 @@ async def test_a_store_from_the_previous_release_is_migrated_and_keeps_everythin
             await conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
     async with await VoiceRAG.open(settings) as rag:
         schema = await rag.store.schema_revision()
-        assert schema == {"ok": True, "revision": head(), "expected": head()}
+        assert schema == {"ok": True, "revision": HEAD, "expected": HEAD}
         assert {d["id"] for d in await rag.list_documents("kb")} == {d.id for d in facts}
         assert (await rag.keys.verify(key)) is not None
         assert (await rag.jobs.get(job.id)).collection == "kb"
@@ -240,3 +240,10 @@ async def test_a_store_from_the_previous_release_is_migrated_and_keeps_everythin
         assert answer.found and "1889" in answer.text
         async with rag.pools.engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM vr_chunk_units"))).scalar() == 0  # made anew
+
+
+def test_the_head_revision_named_in_code_is_alembics() -> None:
+    """Start-up skips Alembic when a store is at ``HEAD``: a new migration file must move ``HEAD`` with it."""
+    from voicerag.documents import migrations
+
+    assert migrations.HEAD == migrations.alembic_head()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,6 +81,8 @@ def bench(
         except InvalidInput as error:
             say_error(f"--speech: {error}")
             raise typer.Exit(2) from None
+    import asyncio
+
     with tempfile.TemporaryDirectory(prefix="voicerag-bench-") as scratch:
         folder = data_dir or Path(scratch)
         reports = []
@@ -167,6 +168,8 @@ def soak(
     from voicerag.bench.soak import soak as run_soak
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    import asyncio
+
     result = asyncio.run(run_soak(url, collection, question, seconds, concurrency, headers))
     if as_json:
         print_json(result)
@@ -211,6 +214,8 @@ def load(
         return {"question": mix[i % len(mix)], "collections": collections}
 
     plan = LoadPlan(url.rstrip("/") + "/v1/ask", body, concurrency, duration, requests, rate)
+    import asyncio
+
     result = asyncio.run(run_load(plan))
     if not as_json:
         keys = ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "rps", "peak_in_flight", "statuses")
@@ -228,6 +233,8 @@ def validate_live(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the remote provider paths (OpenAI, Requesty, ElevenLabs) whose keys are set; record raw timings."""
+    import asyncio
+
     from voicerag.bench.live import validate_live as run_live
 
     result = asyncio.run(run_live(out_dir))

@@ -3,22 +3,24 @@ instance a command runs with, and calls to a running server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from voicerag.config import LEGACY_DATA_DIR, ConfigError, Settings, load_settings
 from voicerag.errors import UnknownCollection, VoiceRAGError
+
+if TYPE_CHECKING:  # the settings (pydantic) and progress bars load when a command needs them, not for --help
+    from rich.progress import Progress
+
+    from voicerag.config import Settings
 
 T = TypeVar("T")
 
@@ -125,6 +127,8 @@ def main(
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
+    from voicerag.config import ConfigError, load_settings
+
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
@@ -135,7 +139,10 @@ def settings_or_exit(**overrides: Any) -> Settings:
 
 def run_with_rag(work: Callable[[Any], Awaitable[T]], settings: Settings | None = None) -> T:
     """Open VoiceRAG, run ``work(rag)``, close it; user errors print one line and exit 1."""
+    import asyncio
+
     from voicerag.app import VoiceRAG
+    from voicerag.config import LEGACY_DATA_DIR
 
     async def runner() -> T:
         chosen = settings or settings_or_exit()
@@ -171,6 +178,8 @@ def run_with_rag(work: Callable[[Any], Awaitable[T]], settings: Settings | None 
 
 def progress_bar(label: str, quiet: bool) -> Progress:
     """A progress bar on stderr (hidden when the output is JSON)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=quiet
     )

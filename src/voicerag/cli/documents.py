@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 from pathlib import Path
@@ -113,6 +112,8 @@ def ingest(
     if missing:
         say_error(f"no such file or folder: {', '.join(missing)}")
         raise typer.Exit(2)
+
+    import asyncio
 
     async def work(rag: Any) -> Any:
         documents = await asyncio.to_thread(load_paths, paths, skipped)

@@ -21,7 +21,6 @@ from voicerag.cli.common import (
     say_error,
     settings_or_exit,
 )
-from voicerag.config import recommend
 
 
 @config_app.command("show")
@@ -102,6 +101,8 @@ def config_recommend(
 
     cores = cores or os.cpu_count() or 1
     memory_gb = memory_gb or psutil.virtual_memory().total / 1e9
+    from voicerag.config import recommend
+
     rec = recommend(chunks, cores, memory_gb)
     if as_json:
         print_json(rec.__dict__)

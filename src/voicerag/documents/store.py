@@ -275,7 +275,7 @@ class SQLDocumentStore:
 
         async with self.engine.connect() as conn:
             revision = await conn.run_sync(migrations.current)
-        return {"ok": revision == migrations.head(), "revision": revision, "expected": migrations.head()}
+        return {"ok": revision == migrations.HEAD, "revision": revision, "expected": migrations.HEAD}
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str = "a read") -> T:
         """``work`` on a connection, run again on a fresh one if it was lost (``database.run``)."""

@@ -6,38 +6,42 @@ stamped with the revision its tables match. A schema change is a new file in ``v
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 VERSION_TABLE = "vr_alembic_version"
+# The newest revision this release knows: the last file in versions/ (a test checks it against Alembic's own
+# reading). A store already there starts with one query and without loading Alembic.
+HEAD = "0002"
 _HERE = Path(__file__).resolve().parent
 
 
 def _config(connection: Any = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_HERE))
     config.attributes["connection"] = connection
     return config
 
 
-@lru_cache(maxsize=1)
-def head() -> str:
-    """The newest revision this release knows (read from the files once: /readyz asks on every probe)."""
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
-    assert revision is not None
-    return revision
+def alembic_head() -> str | None:
+    """The newest revision as Alembic reads it from versions/ (what ``HEAD`` must say)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def current(connection: Any) -> str | None:
     """The store's revision (None: no version table, a new store or one made before migrations)."""
-    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def _matching_revision(connection: Any) -> str | None:
@@ -50,11 +54,15 @@ def _matching_revision(connection: Any) -> str | None:
 
 def upgrade(connection: Any) -> str:
     """Bring the store on ``connection`` (a synchronous one, inside a transaction) to the newest revision."""
-    config = _config(connection)
     revision = current(connection)
+    if revision == HEAD and _matching_revision(connection) is not None:
+        return HEAD
+    from alembic import command
+
+    config = _config(connection)
     if revision is None and (baseline := _matching_revision(connection)) is not None:
         command.stamp(config, baseline)
     elif revision is not None and _matching_revision(connection) is None:
         command.stamp(config, "base", purge=True)  # its tables were dropped by hand: build them anew
     command.upgrade(config, "head")
-    return head()
+    return HEAD
