@@ -21,6 +21,21 @@ async def test_found_and_not_found(rag, facts) -> None:
     assert cached.cached and not cached.found and cached.text == NO_ANSWER
 
 
+async def test_a_small_collection_answers_questions_worded_with_words_it_lacks(rag) -> None:
+    """In a collection of one short page, "many", "have" or "there" appear nowhere: they must not count as what
+    the question asks about (an unseen word weighs the most), or every such question reads unanswered."""
+    page = (
+        "# Visiting\n\nThe city museum opens at nine in the morning. Tickets are sold at the main entrance.\n\n"
+        "## Parking\n\nThe car park behind the museum has two hundred spaces and closes at midnight.\n"
+    )
+    await rag.ingest("town", [Document("museum.md", page, "Museum")])
+    for question in ("How many spaces does the car park have?", "How many parking spaces are there?"):
+        answer = await rag.ask(question, ["town"])
+        assert answer.found and "two hundred spaces" in answer.text, (question, answer.text, answer.confidence)
+    missing = await rag.ask("What is the capital of Peru?", ["town"])
+    assert not missing.found, missing.text
+
+
 async def test_answers_are_sentences_not_headings_or_code(rag) -> None:
     text = (
         "# Running the tests\n\n"

@@ -17,12 +17,15 @@ from voicerag.retrieval.lexical import tokenize
 
 NO_ANSWER = "I could not find that in your documents."
 
-# Words that shape a question but are not what it asks about: passages rarely hold them (the lexical stopword
-# list is short) and an idf weighs unseen words most, so how much of a question a source covers leaves them out.
+# Words that shape a question but are not what it asks about: the question words, auxiliaries and quantifiers
+# ("How many spaces does the car park have?" asks about spaces and a car park, not "many" or "have"). The lexical
+# stopword list is short, a small collection may hold none of them, and an idf weighs unseen words most, so how
+# much of a question a source covers leaves them out.
 QUESTION_WORDS = frozenset(
     tokenize(
         "how what when where who whom whose which why do does did can could would should may might were you me "
-        "whenever wherever whatever however whoever tell please know"
+        "whenever wherever whatever however whoever tell please know is are was be been being have has had many "
+        "much there here it them those some any all more most other only own same so than too very just also"
     )
 )
 
