@@ -85,11 +85,36 @@ def test_bench_quick_profile_and_regression_check(tmp_path) -> None:
     assert flagged.returncode == 1 and "regression: scenarios.search_hybrid_cold.p50_ms" in flagged.stderr
 
 
-def test_bench_speech_scenarios_take_recorded_clips(tmp_path, shared_data) -> None:
+def test_bench_speech_scenarios_take_recorded_clips_and_a_docs_set(tmp_path, shared_data) -> None:
     clips = shared_data / "speech"
-    result = run(tmp_path, "bench", "--scenarios", "stt,voice", "--speech", str(clips), "--clips", "2", "--json")
+    docs = tmp_path / "docs-set"  # a documentation set's layout: corpus/ and questions.jsonl
+    (docs / "corpus").mkdir(parents=True)
+    (docs / "corpus" / "museum.md").write_text(
+        "# Visiting\n\nThe city museum opens at nine in the morning. Tickets are sold at the main entrance.\n\n"
+        "## Parking\n\nThe car park behind the museum has two hundred spaces and closes at midnight.\n"
+    )
+    questions = [
+        {"id": "q1", "question": "When does the city museum open?", "answerable": True, "must_contain": ["nine"]},
+        {
+            "id": "q2",
+            "question": "How many spaces does the car park have?",
+            "answerable": True,
+            "must_contain": ["two hundred"],
+        },
+    ]
+    (docs / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    result = run(
+        tmp_path, "bench", "--scenarios", "stt,voice", "--speech", str(clips), "--clips", "2", "--docs-qa", str(docs),
+        "--json",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     scenarios = json.loads(result.stdout.strip().splitlines()[-1])["scenarios"]
+    for name in ("voice_to_voice_docs_ptt", "voice_to_voice_docs_silence"):  # the set's questions, spoken by Piper
+        turns = scenarios[name]
+        assert turns["requests"] == 2 and turns["errors"] == 0, name
+        assert all("museum" in heard.lower() or "car park" in heard.lower() for heard in turns["transcripts"]), name
+        assert 0 <= turns["answers_right"] <= 2 and turns["answers_right_typed"] == 2 and turns["question_wer"] < 0.5
+        assert "answer" in turns["stages_ms"] and "stt" in turns["stages_ms"], name
     assert scenarios["stt"]["clips"] == 2 and scenarios["stt"]["wer"] < 0.2  # LJSpeech, not the synthetic question
     full = scenarios["stt_full_window"]  # the same clips through Whisper's whole 30 s window, side by side
     assert full["clips"] == 2 and full["model"].endswith("window30+3") and full["wer"] < 0.2

@@ -36,6 +36,7 @@ class BenchConfig:
     zipf: float = 1.1
     scenarios: set[str] | None = None  # None: all
     speech: Path | None = None  # recorded clips (transcripts.tsv) for stt and voice; else synthesised questions
+    docs_qa: Path | None = None  # a documentation set (corpus/, questions.jsonl): voice turns on its questions
     redis_url: str | None = None  # the queue for the jobs scenarios (a database the bench may fill and empty)
     samples: dict[str, list[float]] = field(default_factory=dict)  # latencies per scenario, for the plot
 

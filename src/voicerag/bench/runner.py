@@ -14,13 +14,22 @@ import psutil
 from voicerag.app import VoiceRAG
 from voicerag.bench.corpus import synthetic_corpus, zipf_mix
 from voicerag.bench.profiles import PROFILES, SWEEP, BenchConfig
-from voicerag.bench.scenarios import BenchRun, embedding, floor, http, jobs, replica, search, speech
+from voicerag.bench.scenarios import BenchRun, embedding, floor, http, jobs, replica, search, speech, voice
 from voicerag.bench.stats import peak_rss_mb, resources
 from voicerag.config import Settings
 from voicerag.evaluation.retrieval import load_beir
 
 # In this order: the in-process groups first, the server processes after them.
-GROUPS = (search.GROUP, embedding.GROUP, floor.GROUP, replica.GROUP, jobs.GROUP, speech.GROUP, http.GROUP)
+GROUPS = (
+    search.GROUP,
+    embedding.GROUP,
+    floor.GROUP,
+    replica.GROUP,
+    jobs.GROUP,
+    speech.GROUP,
+    http.GROUP,
+    voice.GROUP,
+)
 
 
 async def run_bench(config: BenchConfig) -> dict[str, Any]:

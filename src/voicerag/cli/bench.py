@@ -42,6 +42,10 @@ def bench(
         Path | None, typer.Option(help="recorded clips for stt and voice (a folder with transcripts.tsv)")
     ] = None,
     clips: Annotated[int | None, typer.Option(min=1, help="spoken clips for stt and voice")] = None,
+    docs_qa: Annotated[
+        Path | None,
+        typer.Option(help="a documentation set (corpus/, questions.jsonl): voice turns on its questions, spoken"),
+    ] = None,
     redis_url: Annotated[
         str | None, typer.Option(help="Redis for the jobs scenarios, a database the bench may use (e.g. /14)")
     ] = None,
@@ -81,6 +85,12 @@ def bench(
         except InvalidInput as error:
             say_error(f"--speech: {error}")
             raise typer.Exit(2) from None
+    if docs_qa:
+        from voicerag.evaluation.docs import is_docs_set
+
+        if not is_docs_set(docs_qa):
+            say_error(f"--docs-qa: {docs_qa} needs a corpus/ folder and a questions.jsonl file")
+            raise typer.Exit(2)
     import asyncio
 
     with tempfile.TemporaryDirectory(prefix="voicerag-bench-") as scratch:
@@ -88,7 +98,7 @@ def bench(
         reports = []
         for run in range(repeat):
             console.print(f"bench run {run + 1} of {repeat} ({profile} profile) ...")
-            config = BenchConfig(folder, chosen, beir, zipf, groups, speech, redis_url)
+            config = BenchConfig(folder, chosen, beir, zipf, groups, speech, docs_qa, redis_url)
             reports.append(asyncio.run(run_bench(config)))
     result = median_of_runs(reports) if repeat > 1 else reports[0]
     if repeat > 1 and "ingest" in reports[0]["scenarios"]:

@@ -17,16 +17,26 @@ from voicerag.speech.stt import WhisperTranscriber
 
 def spoken_questions(count: int) -> list[tuple[str, bytes]]:
     """``count`` questions of about five seconds, spoken by the local voice, as 16 kHz 16-bit PCM."""
+    return speak(
+        [
+            f"Could you please tell me what record number {i + 12} says about the river and the old copper engine?"
+            for i in range(count)
+        ]
+    )
+
+
+def speak(texts: list[str]) -> list[tuple[str, bytes]]:
+    """Each text spoken by the local voice (Piper, without its random variation: the same audio every run), as
+    16 kHz 16-bit PCM."""
     from piper import SynthesisConfig
 
     from voicerag.speech.audio import resample_pcm16
     from voicerag.speech.tts import load_piper
 
     voice = load_piper()
-    still = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # the same audio every run
+    still = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     out = []
-    for i in range(count):
-        text = f"Could you please tell me what record number {i + 12} says about the river and the old copper engine?"
+    for text in texts:
         pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, still))
         out.append((text, resample_pcm16(pcm, voice.config.sample_rate, 16_000)))
     return out
