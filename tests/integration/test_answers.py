@@ -36,6 +36,51 @@ async def test_a_small_collection_answers_questions_worded_with_words_it_lacks(r
     assert not missing.found, missing.text
 
 
+HANDBOOK = """# Employee handbook
+
+## Working hours
+
+Our office is open from 8:30 to 17:30, Monday to Friday. Core hours are 10:00 to 15:00; outside them you may
+arrange your own schedule with your manager.
+
+## Holidays
+
+Every full-time employee gets 25 days of paid holiday per year, plus public holidays. Part-time staff get a
+pro-rata share. Unused days can be carried over into the first quarter of the next year, up to a maximum of five.
+
+## Expenses
+
+Submit expense claims through the Ledger portal within 30 days of the purchase. Receipts are required for any
+item above 20 euros. Claims are reimbursed with the next monthly salary payment.
+
+## Equipment
+
+New starters receive a laptop, a headset and a monitor. Lost or damaged equipment must be reported to the IT
+desk at it-help@example.com the same day.
+
+## Security
+
+Passwords must be at least 14 characters long and are rotated every 180 days. Two-factor authentication is
+mandatory for email and the VPN.
+"""
+
+
+async def test_a_question_worded_unlike_a_small_collection_is_still_answered(rag) -> None:
+    """Words a question uses that a small collection never holds ("email", "address") weigh no more than its
+    rarest word: otherwise they outweigh every word it does hold, and the answer reads as missing."""
+    await rag.ingest("staff", [Document("handbook.md", HANDBOOK, "Employee handbook")])
+    answer = await rag.ask("What is the IT desk email address?", ["staff"])
+    assert answer.found and "it-help@example.com" in answer.text, (answer.text, answer.confidence)
+
+
+async def test_the_best_sentence_is_read_first(rag) -> None:
+    """A second sentence from earlier in the same chunk does not go before the one that answers: a listener
+    hears the opening words most. Neighbouring sentences keep the document's order."""
+    await rag.ingest("staff", [Document("handbook.md", HANDBOOK, "Employee handbook")])
+    answer = await rag.ask("How many holiday days do I get?", ["staff"])
+    assert answer.found and answer.text.startswith("Every full-time employee gets 25 days"), answer.text
+
+
 async def test_answers_are_sentences_not_headings_or_code(rag) -> None:
     text = (
         "# Running the tests\n\n"

@@ -246,4 +246,4 @@ def test_the_head_revision_named_in_code_is_alembics() -> None:
     """Start-up skips Alembic when a store is at ``HEAD``: a new migration file must move ``HEAD`` with it."""
     from voicerag.documents import migrations
 
-    assert migrations.HEAD == migrations.alembic_head()
+    assert migrations.alembic_head() == migrations.HEAD

@@ -253,8 +253,7 @@ class ExtractiveGenerator:
             found = confidence >= 0.25
         if not found or ranked[0].score <= 0:
             return Extract(NO_ANSWER, False, round(confidence, 4), features)
-        best = self._complete(ranked, q_set, idf, question)
-        best.sort(key=lambda c: (c.source.n, c.unit.start))
+        best = _reading_order(self._complete(ranked, q_set, idf, question))
         for c in best:
             if c.source.quote is None:
                 c.source.quote = c.source.text[c.unit.start : c.unit.end]
@@ -426,6 +425,28 @@ def answer_probability(features: dict[str, float]) -> float:
     """The model's probability that the sources hold the answer."""
     z = _BIAS + sum(w * (features[name] - _MEAN[name]) / _SCALE[name] for name, w in _WEIGHT.items())
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def _reading_order(chosen: list[_Candidate]) -> list[_Candidate]:
+    """The chosen units (best first) in the order they are read: the best unit's first, since a listener hears the
+    opening words most; a unit that directly neighbours another chosen one in its source (nothing but white space
+    between them) stays beside it in the document's order, so a sentence and the one it leans on read as written."""
+    runs: list[list[_Candidate]] = []
+    for candidate in chosen:
+        run = next((run for run in runs if any(_adjacent(candidate, other) for other in run)), None)
+        if run is None:
+            runs.append([candidate])
+        else:
+            run.append(candidate)
+            run.sort(key=lambda c: c.unit.start)
+    return [candidate for run in runs for candidate in run]
+
+
+def _adjacent(a: _Candidate, b: _Candidate) -> bool:
+    if a.source is not b.source:
+        return False
+    first, second = sorted((a, b), key=lambda c: c.unit.start)
+    return first.unit.end <= second.unit.start and not a.source.text[first.unit.end : second.unit.start].strip()
 
 
 def _overlaps(a: _Candidate, b: _Candidate) -> bool:

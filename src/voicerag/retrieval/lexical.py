@@ -212,7 +212,10 @@ class BM25Index:
         return scores[top].astype(np.float32), ids[top].copy()
 
     def idf(self, tokens: set[str]) -> dict[str, float]:
-        """Each token's BM25 idf in this index (a token no live chunk holds gets the highest: df 0)."""
+        """Each token's BM25 idf in this index. A token no live chunk holds weighs as the rarest one held (df 1):
+        with df 0 it would weigh most, and in a small collection, where every held word's idf is small, the words
+        a question uses that the collection lacks ("How often do passwords *change*?") would outweigh the ones it
+        holds."""
         with self._lock:
             n = len(self._slot_of)
             out = {}
@@ -224,7 +227,7 @@ class BM25Index:
                     df = memo[0]
                 else:
                     df = int(np.count_nonzero(self._alive[self._post_slots[term_id]]))
-                out[token] = _idf(n, df)
+                out[token] = _idf(n, max(df, 1))
             return out
 
     def _term_weights(self, term_id: int, n: int) -> tuple[int, np.ndarray]:
