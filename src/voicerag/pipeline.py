@@ -25,7 +25,8 @@ from voicerag.metrics import Metrics
 from voicerag.retrieval.embedder import Embedder
 from voicerag.retrieval.lexical import tokenize
 from voicerag.retrieval.quantize import unpack_vectors
-from voicerag.retrieval.search import CollectionState, Retriever, check_collection_name
+from voicerag.retrieval.search import Retriever, check_collection_name
+from voicerag.retrieval.state import CollectionState
 from voicerag.retrieval.worker import FusionParams
 from voicerag.validation import plain_text
 

@@ -100,7 +100,6 @@ async def test_restart_catches_up_index_files_by_id_difference(backend_settings,
     async with await VoiceRAG.open(settings) as first:
         await first.ingest("kb", facts[:2])
         await first.retriever.flush()
-        first.retriever.save_interval_s = 3600
         await first.ingest("kb", facts[2:])  # in the store, not yet in the saved files...
         first.retriever.loaded("kb").dirty = False  # ...and never saved (as if the process had been killed)
     async with await VoiceRAG.open(settings) as second:

@@ -71,14 +71,3 @@ async def test_local_embeddings_do_not_depend_on_how_texts_are_batched() -> None
     alone = np.vstack([OnnxMiniLMEmbedder(1, 1, asyncio.Semaphore(1)).embed_sync([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
 
-
-def test_a_word_no_chunk_holds_weighs_as_the_rarest_held_one() -> None:
-    """In a small collection every held word's idf is small; a word it lacks must not outweigh them all."""
-    from voicerag.retrieval.lexical import BM25Index, tokenize
-
-    index = BM25Index()
-    texts = ["Passwords are rotated every 180 days.", "The office opens at nine.", "The office closes at five."]
-    index.update(np.arange(3, dtype=np.int64), texts, np.zeros(0, dtype=np.int64))
-    (password,), (office,), (change,) = (tokenize(w) for w in ("password", "office", "change"))
-    idf = index.idf({password, office, change})
-    assert idf[change] == idf[password] > idf[office]

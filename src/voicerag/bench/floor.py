@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from voicerag.retrieval.search import CollectionState
+from voicerag.retrieval.state import CollectionState
 from voicerag.retrieval.worker import FusionParams, convex_fuse
 
 K, CANDIDATES, ALPHA = 10, 50, FusionParams().alpha

@@ -16,11 +16,9 @@ import asyncio
 import contextlib
 import logging
 import re
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,12 @@ from voicerag.config import SearchMode
 from voicerag.documents.changes import ChangeFeed
 from voicerag.documents.store import ChunkRows, DocumentStore, WriteResult
 from voicerag.errors import InvalidInput, NotFound, UnknownCollection
-from voicerag.retrieval.index import DenseBackend, VectorIndex, blocking_io
+from voicerag.retrieval.index import DenseBackend, VectorIndex
+from voicerag.retrieval.keeper import IndexKeeper
 from voicerag.retrieval.lexical import BM25Index
-from voicerag.retrieval.snapshot import load_snapshot, save_snapshot
-from voicerag.retrieval.worker import FusionParams, Hit, RetrievalWorker, SearchJob, Target
+from voicerag.retrieval.snapshot import load_snapshot
+from voicerag.retrieval.state import ChunkInfo, CollectionState
+from voicerag.retrieval.worker import FusionParams, Hit, RetrievalWorker, SearchJob
 
 log = logging.getLogger(__name__)
 
@@ -49,45 +49,9 @@ def check_collection_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class ChunkInfo:
-    """What a search result shows of a chunk. ``text`` is None when it is over the memory budget."""
-
-    doc_id: str
-    title: str
-    text: str | None
-    start: int
-    end: int
-    units: bytes | None = None  # its answer units' vectors, packed; None over the budget or when not stored
-
-    @property
-    def size(self) -> int:
-        """Bytes it holds against the read model's text budget."""
-        return (len(self.text) if self.text is not None else 0) + (len(self.units) if self.units is not None else 0)
-
-
-@dataclass
-class CollectionState:
-    """One collection in memory: its indexes and chunks at ``generation``."""
-
-    name: str
-    generation: int
-    dense: VectorIndex
-    lexical: BM25Index
-    chunks: dict[int, ChunkInfo]
-    sync: asyncio.Lock = field(default_factory=asyncio.Lock)  # one writer or refresher at a time
-    rebuild_task: asyncio.Task[None] | None = None
-    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    save_task: asyncio.Task[None] | None = None
-    dirty: bool = False
-
-    @property
-    def target(self) -> Target:
-        return Target(self.name, self.dense, self.lexical)
-
-
 class Retriever:
-    """Owns the read model of every collection; loads, syncs, persists and searches it."""
+    """Owns the read model of every collection: loads it, keeps it in step with the store, and searches it;
+    its indexes' background rebuilds and saving are the ``keeper``'s (``retrieval/keeper.py``)."""
 
     def __init__(
         self,
@@ -108,9 +72,9 @@ class Retriever:
         self.backend = backend
         self.index_dir = index_dir
         self.text_budget_bytes = text_budget_bytes
-        self.save_interval_s = save_interval_s
         self.text_bytes = 0
         self._states: dict[str, CollectionState] = {}
+        self.keeper = IndexKeeper(backend, index_dir, save_interval_s, lambda s: self._states.get(s.name) is s)
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.syncs = 0
@@ -213,13 +177,13 @@ class Retriever:
                 dense, lexical = await asyncio.to_thread(self._build, name, rows)
                 state = CollectionState(name, generation, dense, lexical, {})
                 self._add_chunks(state, rows)
-                self._schedule_save(state, at_once=True)
+                self.keeper.schedule_save(state, at_once=True)
             else:
                 state = CollectionState(name, generation, snapshot.dense, snapshot.lexical, {})
                 self._add_chunks(state, rows)
                 await self._reconcile(state, rows)
             self._states[name] = state
-            self._maybe_rebuild(state)
+            self.keeper.maybe_rebuild(state)
         # a commit that landed while this loaded may have been read or not, and its notice went by while the
         # collection was not yet in memory (a change feed syncs loaded collections only): catch up once now
         await self.sync(name)
@@ -259,7 +223,7 @@ class Retriever:
         await asyncio.to_thread(apply)
         if len(dense_gone) or len(dense_new) or len(lexical_gone) or len(lexical_new):
             log.info("index files of %r were behind the store: brought up to date", state.name)
-            self._schedule_save(state)
+            self.keeper.schedule_save(state)
 
     # ---- keeping in step --------------------------------------------------------------------------------
 
@@ -343,7 +307,7 @@ class Retriever:
         self._add_chunks(fresh, rows)
         self._drop_texts(old)
         self._states[old.name] = fresh
-        self._schedule_save(fresh, at_once=True)
+        self.keeper.schedule_save(fresh, at_once=True)
         await self.sync(old.name)  # writes that landed during the reload
 
     async def _apply(self, state: CollectionState, generation: int, removed_ids: list[int], rows: ChunkRows) -> None:
@@ -374,8 +338,8 @@ class Retriever:
             if info is not None:
                 self.text_bytes -= info.size
         state.generation = generation
-        self._maybe_rebuild(state)
-        self._schedule_save(state)
+        self.keeper.maybe_rebuild(state)
+        self.keeper.schedule_save(state)
 
     def _add_chunks(self, state: CollectionState, rows: ChunkRows) -> None:
         """Chunks into the read model, with their texts and unit vectors while the text budget allows."""
@@ -397,95 +361,17 @@ class Retriever:
     def _drop_texts(self, state: CollectionState) -> None:
         self.text_bytes -= sum(c.size for c in state.chunks.values())
 
-    # ---- dense index kind -------------------------------------------------------------------------------
-
-    def _maybe_rebuild(self, state: CollectionState) -> None:
-        if blocking_io(state.dense):  # a shared index (pgvector) is never rebuilt by a replica
-            return
-        target = self.backend.kind_for(len(state.dense))
-        if state.rebuild_task is None and (target != state.dense.kind or state.dense.needs_rebuild):
-            state.rebuild_task = asyncio.create_task(self._rebuild(state, target))
-
-    async def _rebuild(self, state: CollectionState, kind: str) -> None:
-        """Build a new dense index in a thread while queries go on against the old one, then swap it in."""
-        try:
-            log.info("rebuilding %r as %s (%d vectors) in the background", state.name, kind, len(state.dense))
-            ids, vectors = await asyncio.to_thread(state.dense.snapshot)
-            fresh = await asyncio.to_thread(self.backend.build, state.name, kind, ids, vectors)
-            async with state.sync:
-                for removed, added, added_vectors in state.pending:
-                    fresh.remove(removed)
-                    fresh.add(added, added_vectors)
-                state.dense = fresh
-            self._schedule_save(state)
-        except Exception:
-            log.exception("background rebuild of %r failed; the old index keeps serving", state.name)
-        finally:
-            state.pending.clear()
-            state.rebuild_task = None
-
     async def maintain(self) -> list[dict[str, Any]]:
         """For each loaded collection: compact the lexical index's removed slots, and rebuild the dense index
         when its kind no longer fits its size or its tombstones pass a fifth (in the background, serving on);
         what was done and why."""
-        report = []
-        for state in list(self._states.values()):
-            entry: dict[str, Any] = {"collection": state.name, "chunks": len(state.chunks), "actions": []}
-            dead = await asyncio.to_thread(state.lexical.compact)
-            if dead:
-                entry["actions"].append(f"lexical index compacted: {dead} removed chunks dropped")
-            if not blocking_io(state.dense):
-                target = self.backend.kind_for(len(state.chunks))
-                if target != state.dense.kind or state.dense.needs_rebuild:
-                    reason = "its tombstones pass a fifth" if state.dense.needs_rebuild else f"{target} fits its size"
-                    entry["actions"].append(f"dense index ({state.dense.kind}) rebuilding as {target}: {reason}")
-                    self._maybe_rebuild(state)
-            if dead:
-                self._schedule_save(state)
-            report.append(entry)
-        return report
-
-    # ---- persistence ------------------------------------------------------------------------------------
-
-    def _schedule_save(self, state: CollectionState, at_once: bool = False) -> None:
-        """Save the indexes at most once per ``save_interval_s`` (a restart catches up by id difference), and
-        under steady writes no more than a tenth of the time: a 100k-vector index takes seconds to save."""
-        state.dirty = True
-        if state.save_task is None:
-            state.save_task = asyncio.create_task(self._save_loop(state, 0.0 if at_once else self.save_interval_s))
-
-    async def _save_loop(self, state: CollectionState, delay: float) -> None:
-        try:
-            if delay:
-                await asyncio.sleep(delay)
-            while state.dirty and self._states.get(state.name) is state:
-                state.dirty = False
-                started = time.perf_counter()
-                await asyncio.to_thread(
-                    save_snapshot, self.index_dir / state.name, state.generation, state.dense, state.lexical
-                )
-                if state.dirty:  # written to meanwhile: not back to back, or saving would never stop
-                    await asyncio.sleep(max(self.save_interval_s, 9 * (time.perf_counter() - started)))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("saving the indexes of %r failed; they are rebuilt from the store on restart", state.name)
-        finally:
-            state.save_task = None
+        return [await self.keeper.maintain(state) for state in list(self._states.values())]
 
     async def flush(self) -> None:
         """Save every collection with unsaved changes now, and wait for background work (shutdown, tests)."""
         await self.wait_for_rebuilds()
         for state in list(self._states.values()):
-            if state.save_task is not None:
-                state.save_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await state.save_task
-            if state.dirty:
-                state.dirty = False
-                await asyncio.to_thread(
-                    save_snapshot, self.index_dir / state.name, state.generation, state.dense, state.lexical
-                )
+            await self.keeper.save_now(state)
 
     async def wait_for_rebuilds(self) -> None:
         """Wait for background rebuilds and reloads (tests, shutdown)."""
@@ -502,9 +388,7 @@ class Retriever:
         state = self._states.pop(name, None)
         if state is not None:
             self._drop_texts(state)
-            if state.save_task is not None:
-                state.save_task.cancel()
-        shutil.rmtree(self.index_dir / name, ignore_errors=True)
+        self.keeper.forget(name, state)
 
 
 def _select(rows: ChunkRows, keep: np.ndarray) -> ChunkRows:
