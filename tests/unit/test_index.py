@@ -70,4 +70,3 @@ async def test_local_embeddings_do_not_depend_on_how_texts_are_batched() -> None
     together = OnnxMiniLMEmbedder(32, 1, asyncio.Semaphore(1)).embed_sync(texts)
     alone = np.vstack([OnnxMiniLMEmbedder(1, 1, asyncio.Semaphore(1)).embed_sync([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
-
