@@ -32,6 +32,16 @@ async def test_openai_transcription_wire_format(provider, make_settings) -> None
     uploaded = decode_audio(request["file"])  # the audio went up as a real 16 kHz WAV
     assert request["file"][:4] == b"RIFF" and uploaded.size > 16000
     assert len(behaviour.requests) <= 2 and (again.cached or len(behaviour.requests) == 2)
+    assert "prompt" not in request
+
+
+async def test_openai_transcription_sends_the_collections_names_as_its_prompt(provider, make_settings) -> None:
+    behaviour, url = provider
+    settings = make_settings(stt="openai", stt_api_base=f"{url}/v1", stt_api_key="sk-stt")
+    async with await VoiceRAG.open(settings) as rag:
+        audio = decode_audio(spoken_wav("How do I add CORS to Starlette?"))
+        await rag.speech.transcribe(audio, prompt="Starlette, CORSMiddleware.")
+    assert behaviour.requests[-1]["prompt"] == "Starlette, CORSMiddleware."
 
 
 async def test_openai_transcription_failure_falls_back_to_whisper(provider, make_settings) -> None:

@@ -67,6 +67,27 @@ async def test_tts_then_stt_round_trip(make_settings) -> None:
     assert "eiffel tower" in heard and "1889" in heard, heard  # Piper varies a little between runs
 
 
+async def test_a_spoken_question_is_heard_with_the_collections_own_names(make_settings) -> None:
+    """Whisper hears "Starlette's" as common words; with the collection's names as its prompt (what a voice
+    session gives it) it spells the name as the documents do. The two readings are cached apart."""
+    from voicerag import Document
+
+    docs = [
+        Document("pool.md", "By default, Starlette runs sync endpoints in a thread pool of 40 threads.", "Pool"),
+        Document("cors.md", "Add the CORS middleware to a Starlette application to allow other origins.", "CORS"),
+    ]
+    wav = spoken_wav("By default, how many threads can Starlette's thread pool run at the same time?")
+    async with await VoiceRAG.open(make_settings()) as rag:
+        await rag.ingest("web", docs)
+        prompt = await rag.voice.speech_prompt(["web"])
+        audio = decode_audio(wav)
+        plain = await rag.speech.transcribe(audio)
+        prompted = await rag.speech.transcribe(audio, prompt=prompt)
+    assert prompt == "Starlette."
+    assert "starlette" not in plain.text.lower() and "starlette" in prompted.text.lower(), (plain.text, prompted.text)
+    assert not prompted.cached
+
+
 async def test_repeated_audio_is_transcribed_once(make_settings) -> None:
     wav = spoken_wav("How long does a cat sleep?")
     async with await VoiceRAG.open(make_settings()) as rag:

@@ -79,13 +79,15 @@ class SpeechService:
         language: str | None = None,
         timings: dict[str, float] | None = None,
         cache: bool = True,
+        prompt: str | None = None,
     ) -> Transcript:
-        """Transcribe 16 kHz mono float32 audio; cached by the samples' hash unless ``cache`` is off."""
+        """Transcribe 16 kHz mono float32 audio; cached by the samples' hash (and the prompt) unless ``cache`` is
+        off. ``prompt``: the names the speaker is likely to say (``speech/vocabulary.py``)."""
         language = language or self.settings.stt_language
 
         async def compute() -> Transcript:
             with self.metrics.stage("stt", timings):
-                transcript = await self.transcriber.transcribe(audio, language)
+                transcript = await self.transcriber.transcribe(audio, language, prompt)
             if timings is not None and transcript.seconds:  # the model's own time; the rest of stt waited for it
                 timings["stt_model"] = round(timings.get("stt_model", 0.0) + transcript.seconds * 1000, 3)
             return transcript
@@ -93,6 +95,8 @@ class SpeechService:
         if not cache:
             return await compute()
         digest = hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
+        if prompt:  # the same samples heard with another prompt may read otherwise
+            digest = hashlib.sha256(f"{digest}\n{prompt}".encode()).hexdigest()
         return await self._cached_transcript(digest, language, compute, timings)
 
     async def _cached_transcript(

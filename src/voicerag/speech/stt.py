@@ -40,11 +40,12 @@ class Transcript:
 
 
 class Transcriber(Protocol):
-    """Turns 16 kHz mono float32 audio into text. ``signature`` names the model (part of cache keys)."""
+    """Turns 16 kHz mono float32 audio into text. ``signature`` names the model (part of cache keys); ``prompt``
+    (a collection's names: ``speech/vocabulary.py``) tilts the model toward their spellings."""
 
     signature: str
 
-    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript: ...
+    async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None = None) -> Transcript: ...
 
 
 def speech_timestamps(audio: np.ndarray, min_silence_ms: int = 300) -> list[dict[str, int]]:
@@ -127,7 +128,7 @@ class WhisperTranscriber:
 
         return load_once(("speech-to-text model (Whisper tiny.en)", (threads, window, tail)), load)
 
-    def transcribe_sync(self, audio: np.ndarray, language: str | None) -> Transcript:
+    def transcribe_sync(self, audio: np.ndarray, language: str | None, prompt: str | None = None) -> Transcript:
         started = time.perf_counter()
         model = self.model()
         # tiny.en is English-only: a language other than English cannot be honoured by this model
@@ -137,6 +138,7 @@ class WhisperTranscriber:
             beam_size=self.settings.stt_beam_size,
             vad_filter=self.settings.stt_vad,
             condition_on_previous_text=False,
+            initial_prompt=prompt,
         )
         parts = [{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text.strip()} for s in segments]
         return Transcript(
@@ -148,14 +150,16 @@ class WhisperTranscriber:
             seconds=round(time.perf_counter() - started, 4),
         )
 
-    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
+    async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None = None) -> Transcript:
         """On a worker thread, one model call at a time per ``limit``. A caller cancelled while the model runs
         stops waiting at once, and the model stops at its next step (the encoder or the decoder of a 30 s
         window); the slot stays taken until it has: the next call never runs beside an abandoned one (a
         cancelled partial transcript would otherwise slow the final one)."""
         await self.limit.acquire()
         abandoned = threading.Event()
-        work = asyncio.ensure_future(asyncio.to_thread(self._transcribe_unless_abandoned, audio, language, abandoned))
+        work = asyncio.ensure_future(
+            asyncio.to_thread(self._transcribe_unless_abandoned, audio, language, prompt, abandoned)
+        )
         work.add_done_callback(self._finished)
         try:
             return await asyncio.shield(work)
@@ -163,9 +167,11 @@ class WhisperTranscriber:
             abandoned.set()
             raise
 
-    def _transcribe_unless_abandoned(self, audio: np.ndarray, language: str | None, abandoned: threading.Event):
+    def _transcribe_unless_abandoned(
+        self, audio: np.ndarray, language: str | None, prompt: str | None, abandoned: threading.Event
+    ) -> Transcript:
         _abandoned.set(abandoned)  # in this call's own copy of the context (asyncio.to_thread copies it)
-        return self.transcribe_sync(audio, language)
+        return self.transcribe_sync(audio, language, prompt)
 
     def _finished(self, work: asyncio.Future[Transcript]) -> None:
         self.limit.release()
@@ -184,12 +190,14 @@ class OpenAITranscriber:
         self.signature = f"openai:{settings.stt_api_base}:{settings.stt_remote_model}"
         self.headers = bearer(settings.stt_api_key)
 
-    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
+    async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None = None) -> Transcript:
         started = time.perf_counter()
         wav = encode_audio(float_to_pcm16(audio), SAMPLE_RATE, "wav")
         data = {"model": self.settings.stt_remote_model, "response_format": "json"}
         if language:
             data["language"] = language
+        if prompt:
+            data["prompt"] = prompt
         response = await self.pools.http.post(
             self.url,
             files={"file": ("audio.wav", wav, "audio/wav")},
@@ -220,12 +228,12 @@ class FallbackTranscriber:
         self.fallback = fallback
         self.signature = primary.signature
 
-    async def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
+    async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None = None) -> Transcript:
         try:
-            return await self.primary.transcribe(audio, language)
+            return await self.primary.transcribe(audio, language, prompt)
         except UpstreamError as exc:
             log.warning("remote transcription failed, using the local model: %s", exc.detail)
-            result = await self.fallback.transcribe(audio, language)
+            result = await self.fallback.transcribe(audio, language, prompt)
             result.fallback = True
             return result
 

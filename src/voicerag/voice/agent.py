@@ -17,6 +17,7 @@ from voicerag.speech.listening import spoken_pieces
 from voicerag.speech.service import SpeechService
 from voicerag.speech.stt import Transcript
 from voicerag.speech.tts import Speech, join_speech
+from voicerag.speech.vocabulary import names_in, prompt_of
 
 _END = object()
 
@@ -25,9 +26,29 @@ class VoiceAgent:
     """Answers questions aloud: the answer's sentences are spoken as soon as each is complete, while the
     rest of the answer is still being written."""
 
+    VOCABULARY_CHUNKS = 4000  # the names of a large collection are read from an even sample of its chunks
+
     def __init__(self, pipeline: Pipeline, speech: SpeechService):
         self.pipeline = pipeline
         self.speech = speech
+        self._prompts: dict[tuple[tuple[str, int], ...], str | None] = {}
+
+    async def speech_prompt(self, collections: list[str]) -> str | None:
+        """The names the collections' documents use (``speech/vocabulary.py``), as the recogniser's prompt: a
+        spoken question about them is then heard with their spellings. Read once per generation, off the loop."""
+        states = await self.pipeline.states(collections)
+        key = tuple(sorted((name, state.generation) for name, state in states.items()))
+        if key not in self._prompts:
+            texts = [
+                f"{info.title}. {info.text or ''}"
+                for state in states.values()
+                for info in _even_sample(list(state.chunks.values()), self.VOCABULARY_CHUNKS)
+            ]
+            names = await asyncio.to_thread(names_in, texts)
+            if len(self._prompts) >= 64:  # the oldest set of collections and generations goes
+                self._prompts.pop(next(iter(self._prompts)))
+            self._prompts[key] = prompt_of(names)
+        return self._prompts[key]
 
     async def answer_events(
         self,
@@ -146,3 +167,7 @@ class VoiceAgent:
             elif isinstance(event, Done):
                 answer = event.answer.to_json()
         return transcript, answer, join_speech(pieces)
+
+
+def _even_sample(items: list[Any], count: int) -> list[Any]:
+    return items if len(items) <= count else [items[i * len(items) // count] for i in range(count)]

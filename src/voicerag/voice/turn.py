@@ -85,6 +85,7 @@ class VoiceSession:
         self.ended_by_silence = False
         self.speculation: _Speculation | None = None
         self.speech_ended_at: float | None = None  # wall time the turn's speech ended (real-time audio)
+        self.prompt: str | None = None  # the recogniser's prompt: the collections' names
 
     # ---- control messages -------------------------------------------------------------------------------
 
@@ -95,6 +96,10 @@ class VoiceSession:
         self.options = options
         await self.interrupt("new session")
         self.reset()
+        try:  # the collections' names, for the recogniser; an unknown collection is reported when asked
+            self.prompt = await self.agent.speech_prompt(options.collections)
+        except VoiceRAGError:
+            self.prompt = None
         await self.emit(Ready(SAMPLE_RATE))
 
     def reset(self) -> None:
@@ -186,7 +191,9 @@ class VoiceSession:
 
     async def _partial(self, audio: np.ndarray) -> None:
         try:
-            transcript = await self.speech.transcribe(audio, self._require_started().language, cache=False)
+            transcript = await self.speech.transcribe(
+                audio, self._require_started().language, cache=False, prompt=self.prompt
+            )
             if transcript.text and self.buffer and self.speculation is None:
                 await self.emit(PartialTranscript(transcript.text))
         except Exception as exc:  # a failed partial is not fatal: the final transcript decides
@@ -202,7 +209,9 @@ class VoiceSession:
         self.speculation = speculation
 
     async def _transcribe_and_prepare(self, audio: np.ndarray, speculation: _Speculation) -> Transcript:
-        transcript = await self.speech.transcribe(audio, self._require_started().language, speculation.timings)
+        transcript = await self.speech.transcribe(
+            audio, self._require_started().language, speculation.timings, prompt=self.prompt
+        )
         if transcript.text.strip() and self.speculation is speculation:
             ended = self.speech_ended_at or time.perf_counter()
             speculation.answer = asyncio.create_task(
@@ -243,7 +252,7 @@ class VoiceSession:
                 timings["turn_finished_p"] = round(speculation.finished_p, 3)
         else:
             timings = {}
-            transcript = await self.speech.transcribe(audio, options.language, timings)
+            transcript = await self.speech.transcribe(audio, options.language, timings, prompt=self.prompt)
         await self.emit(FinalTranscript(transcript.text, transcript.cached, timings))
         if not transcript.text.strip():
             await self.emit(TurnError(422, "no speech was recognised; ask again"))
