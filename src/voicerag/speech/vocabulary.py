@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 
-# A word written with a capital (Title, camelCase, CAPS), digits and dots allowed after the first letter
+# A word written with a capital: Title case or camelCase (a lower-case letter after it), or CAPS of two or more
 _NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*\b|\b[A-Z]{2,}[a-z]?\b")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n\s*(?:[-*#>]+\s*)?|\|\s*)([A-Z][A-Za-z0-9]*)")
 
