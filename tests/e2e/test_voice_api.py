@@ -107,6 +107,13 @@ def test_openai_package_transcribes_and_speaks_through_our_routes(base_url, ques
     with path.open("rb") as f:
         srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
     assert "00:00:00,000 -->" in srt
+    starlette = tmp_path / "starlette.wav"  # heard as "store let's" without the prompt (test_speech.py)
+    starlette.write_bytes(spoken_wav("By default, how many threads can Starlette's thread pool run at the same time?"))
+    with starlette.open("rb") as f:
+        prompted = client.audio.transcriptions.create(model="whisper-1", file=f, prompt="Starlette, Pydantic.")
+    assert "starlette" in prompted.text.lower()
+    with starlette.open("rb") as f, pytest.raises(openai.UnprocessableEntityError, match="prompt: at most 1000"):
+        client.audio.transcriptions.create(model="whisper-1", file=f, prompt="Starlette " * 200)
     speech = client.audio.speech.create(
         model="tts-1", voice="alloy", input="The museum opens at nine in the morning.", response_format="wav"
     )

@@ -17,7 +17,7 @@ from voicerag.api.schemas import AUDIO_RESPONSES, TranscriptionOut, VoiceAnswerO
 from voicerag.api.voice_wire import Ask, Cancel, End, Start, WireFrames, parse_control
 from voicerag.auth import ANONYMOUS, Principal
 from voicerag.cache import CLIP_TTL_S
-from voicerag.errors import Unauthorized, VoiceRAGError
+from voicerag.errors import InvalidInput, Unauthorized, VoiceRAGError
 from voicerag.events import TurnError
 from voicerag.speech.audio import CONTENT_TYPES, encode_audio
 from voicerag.speech.tts import Speech
@@ -25,6 +25,7 @@ from voicerag.validation import collection_names
 from voicerag.voice import VoiceSession
 
 log = logging.getLogger(__name__)
+MAX_PROMPT_CHARS = 1000  # a transcription prompt: Whisper reads about 224 tokens of it
 
 router = APIRouter(dependencies=[Depends(get_principal)])
 streams = APIRouter()  # the websocket authenticates in its first message (browsers cannot set its headers)
@@ -163,8 +164,13 @@ async def transcriptions(
     response_format: Annotated[Literal["json", "text", "verbose_json", "srt", "vtt"], Form()] = "json",
     temperature: Annotated[float | None, Form()] = None,
 ) -> Any:
-    """OpenAI's transcription endpoint, answered by the configured transcriber (``model`` is accepted as is)."""
-    transcript = await rag.speech.transcribe_file(await file.read(), language)
+    """OpenAI's transcription endpoint, answered by the configured transcriber (``model`` is accepted as is;
+    ``prompt``, words the speech is likely to hold, is given to it)."""
+    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidInput(
+            f"prompt: at most {MAX_PROMPT_CHARS} characters (got {len(prompt)}); Whisper reads about 224 tokens"
+        )
+    transcript = await rag.speech.transcribe_file(await file.read(), language, prompt=prompt or None)
     if response_format == "text":
         return PlainTextResponse(transcript.text)
     if response_format in ("srt", "vtt"):

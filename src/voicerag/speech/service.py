@@ -62,14 +62,21 @@ class SpeechService:
             return await asyncio.to_thread(decode_audio, data, self.limits)
 
     async def transcribe_file(
-        self, data: bytes, language: str | None = None, timings: dict[str, float] | None = None
+        self,
+        data: bytes,
+        language: str | None = None,
+        timings: dict[str, float] | None = None,
+        prompt: str | None = None,
     ) -> Transcript:
-        """Transcribe an audio file; cached by the file's content hash, the model and the language."""
+        """Transcribe an audio file; cached by the file's content hash, the prompt, the model and the language."""
         self.limits.check_size(data)  # before hashing it
         digest = hashlib.sha256(data).hexdigest()
+        if prompt:
+            digest = hashlib.sha256(f"{digest}\n{prompt}".encode()).hexdigest()
 
         async def compute() -> Transcript:
-            return await self.transcribe(await self.decode(data, timings), language, timings, cache=False)
+            audio = await self.decode(data, timings)
+            return await self.transcribe(audio, language, timings, cache=False, prompt=prompt)
 
         return await self._cached_transcript(digest, language, compute, timings)
 

@@ -154,7 +154,8 @@ class VoiceAgent:
     ) -> tuple[Transcript, dict[str, Any], Speech]:
         """A recorded question (any audio file) -> its transcript, the answer (JSON) and the spoken answer."""
         timings = {} if timings is None else timings
-        transcript = await self.speech.transcribe_file(audio_file, language, timings)
+        prompt = await self.speech_prompt(collections)  # an unknown collection fails here, before the model runs
+        transcript = await self.speech.transcribe_file(audio_file, language, timings, prompt)
         if not transcript.text:
             raise InvalidInput(
                 "no speech was recognised in the audio; record the question again, closer to the microphone"
