@@ -6,13 +6,15 @@
 The documentation set's questions (an even sample, offset by one from the voice bench's) are spoken by Piper and
 transcribed as a voice session does, once plainly and once with the names of the set's corpus as the prompt
 (``speech/vocabulary.py``). The recorded clips (transcripts.tsv) are transcribed plainly and with that same,
-unrelated prompt: what a prompt costs speech that does not use its names."""
+unrelated prompt: what a prompt costs speech that does not use its names. Each clip is transcribed both ways in
+turn (interleaved, so the machine's load falls on both alike) and the model's own time kept."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("docs_set", type=Path)
     parser.add_argument("speech", type=Path)
     parser.add_argument("--questions", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds over the spoken questions")
     args = parser.parse_args()
     questions = load_questions(args.docs_set)
     count = min(args.questions, len(questions) - 1)
@@ -42,11 +45,31 @@ def main() -> None:
     transcriber = WhisperTranscriber(Settings(preload_speech=False), asyncio.Semaphore(1))
     normalize = normalizer()
 
-    def wer(audios: list, references: list[str], with_prompt: str | None) -> float:
-        heard = [transcriber.transcribe_sync(audio, "en", with_prompt).text for audio in audios]
-        return round(jiwer.wer([normalize(r) for r in references], [normalize(h) for h in heard]), 4)
+    def compare(audios: list, references: list[str], rounds: int) -> dict[str, object]:
+        """Each clip plainly and with the prompt, interleaved clip by clip, ``rounds`` times: WER of each (the
+        first round's transcripts) and the model's time, with the per-clip ratio prompted / plain."""
+        heard: dict[str, list[str]] = {"plain": [], "with_names": []}
+        seconds: dict[str, list[float]] = {"plain": [], "with_names": []}
+        for round_ in range(rounds):
+            for audio in audios:
+                for name, with_prompt in (("plain", None), ("with_names", prompt)):
+                    transcript = transcriber.transcribe_sync(audio, "en", with_prompt)
+                    seconds[name].append(transcript.seconds)
+                    if round_ == 0:
+                        heard[name].append(transcript.text)
+        ratios = sorted(p / q for p, q in zip(seconds["with_names"], seconds["plain"], strict=True))
+        normalized = [normalize(r) for r in references]
+        wers = {name: jiwer.wer(normalized, [normalize(t) for t in texts]) for name, texts in heard.items()}
+        return {
+            "clips": len(audios),
+            "rounds": rounds,
+            **{f"wer_{name}": round(value, 4) for name, value in wers.items()},
+            **{f"model_ms_p50_{name}": round(1000 * statistics.median(s), 1) for name, s in seconds.items()},
+            "model_time_ratio_p25_p50_p75": [round(ratios[len(ratios) * q // 4], 3) for q in (1, 2, 3)],
+        }
 
     spoken = [pcm16_to_float(pcm) for _, pcm in speak(sample)]
+    transcriber.transcribe_sync(spoken[0], "en")  # the model loads outside the timings
     clips = load_transcripts(args.speech)
     recorded = [decode_audio(clip.read_bytes()) for clip, _ in clips]
     json.dump(
@@ -54,16 +77,8 @@ def main() -> None:
             "command": " ".join(["python scripts/stt_names_prompt.py", *sys.argv[1:]]),
             "model": transcriber.signature,
             "prompt": prompt,
-            "docs_questions_spoken_by_piper": {
-                "questions": len(sample),
-                "wer_plain": wer(spoken, sample, None),
-                "wer_with_names": wer(spoken, sample, prompt),
-            },
-            "recorded_clips_unrelated_prompt": {
-                "clips": len(clips),
-                "wer_plain": wer(recorded, [text for _, text in clips], None),
-                "wer_with_names": wer(recorded, [text for _, text in clips], prompt),
-            },
+            "docs_questions_spoken_by_piper": compare(spoken, sample, args.rounds),
+            "recorded_clips_unrelated_prompt": compare(recorded, [text for _, text in clips], 1),
         },
         sys.stdout,
         indent=2,

@@ -26,7 +26,7 @@ async def reset_postgres() -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from voicerag.documents.migrations import VERSION_TABLE
-    from voicerag.documents.store import metadata
+    from voicerag.documents.tables import metadata
 
     engine = create_async_engine(PG_URL)
     try:

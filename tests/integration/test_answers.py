@@ -199,7 +199,7 @@ async def test_a_store_without_unit_vectors_still_answers(backend_settings) -> N
     from sqlalchemy import delete
 
     from voicerag import VoiceRAG
-    from voicerag.documents.store import chunk_units
+    from voicerag.documents.tables import chunk_units
 
     async with await VoiceRAG.open(backend_settings()) as rag:
         await rag.ingest("kb", [GUIDE])

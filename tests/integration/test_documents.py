@@ -130,7 +130,8 @@ async def test_processes_starting_together_create_the_schema_once(backend_settin
 
     from sqlalchemy import inspect
 
-    from voicerag.documents.store import SQLDocumentStore, metadata
+    from voicerag.documents.store import SQLDocumentStore
+    from voicerag.documents.tables import metadata
     from voicerag.pools import create_engine
 
     engines = [create_engine(backend_settings()) for _ in range(6)]

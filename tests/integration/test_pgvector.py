@@ -11,7 +11,7 @@ from voicerag.errors import NotFound
 async def _reset(url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from voicerag.documents.store import metadata
+    from voicerag.documents.tables import metadata
 
     engine = create_async_engine(url)
     async with engine.begin() as conn:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicerag.auth.scopes import Principal, parse_scopes
 from voicerag.documents import database
-from voicerag.documents.store import metadata
+from voicerag.documents.tables import metadata
 from voicerag.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicerag.clock import SYSTEM_CLOCK, Clock
 from voicerag.documents import database
-from voicerag.documents.store import metadata
+from voicerag.documents.tables import metadata
 
 log = logging.getLogger(__name__)
 

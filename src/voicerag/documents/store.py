@@ -23,19 +23,6 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
     case,
     delete,
     func,
@@ -50,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from voicerag.documents import database
 from voicerag.documents.chunking import indexed_text
 from voicerag.documents.loaders import Document
+from voicerag.documents.tables import changes, chunk_units, chunks, collections, documents, metadata
 from voicerag.errors import NotFound, UnknownCollection
 
 log = logging.getLogger(__name__)
@@ -71,69 +59,6 @@ async def _migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
     finally:
         os.close(handle)  # releases the lock
 
-
-metadata = MetaData()
-
-ChunkId = BigInteger().with_variant(Integer, "sqlite")
-
-collections = Table(
-    "vr_collections",
-    metadata,
-    Column("name", String(128), primary_key=True),
-    Column("generation", BigInteger, nullable=False, default=1),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-documents = Table(
-    "vr_documents",
-    metadata,
-    Column("collection", String(128), ForeignKey("vr_collections.name", ondelete="CASCADE"), primary_key=True),
-    Column("doc_id", String(1024), primary_key=True),
-    Column("title", Text, nullable=False, default=""),
-    Column("content_hash", String(64), nullable=False),
-    Column("meta", JSON, nullable=False, default=dict),
-    Column("chars", Integer, nullable=False),
-    Column("chunk_count", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-chunks = Table(
-    "vr_chunks",
-    metadata,
-    Column("id", ChunkId, primary_key=True, autoincrement=True),
-    Column("collection", String(128), nullable=False),
-    Column("doc_id", String(1024), nullable=False),
-    Column("ordinal", Integer, nullable=False),
-    Column("text", Text, nullable=False),
-    Column("start", Integer, nullable=False),
-    Column("end", Integer, nullable=False),
-    Column("vector", LargeBinary, nullable=False),
-    Index("vr_chunks_doc", "collection", "doc_id"),
-    sqlite_autoincrement=True,  # ids are never reused: a vector index tombstone can never hide a new chunk
-)
-
-# The answer units' vectors of each chunk (answer/units.py), made in the chunk's own embedding pass and packed
-# int8 (retrieval/quantize.py): answering a question reads them instead of embedding its candidate units. Its own
-# table (migration 0002); ``recipe`` names how the units were cut.
-chunk_units = Table(
-    "vr_chunk_units",
-    metadata,
-    Column("chunk_id", ChunkId, primary_key=True),
-    Column("collection", String(128), nullable=False),
-    Column("recipe", Integer, nullable=False),
-    Column("vectors", LargeBinary, nullable=False),
-    Index("vr_chunk_units_collection", "collection"),
-)
-
-changes = Table(
-    "vr_changes",
-    metadata,
-    Column("collection", String(128), primary_key=True),
-    Column("generation", BigInteger, primary_key=True),
-    Column("added", JSON, nullable=False),
-    Column("removed", JSON, nullable=False),
-    Column("committed_at", Float, nullable=False),  # wall clock of the write, for replicas' sync lag
-)
 
 CHANGES_CHANNEL = "voicerag_changes"
 SCHEMA_LOCK = 0x766F69636572  # "voicer": the advisory lock migrating processes take in turn

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicerag.documents import database
 from voicerag.documents.loaders import Document
-from voicerag.documents.store import metadata
+from voicerag.documents.tables import metadata
 from voicerag.errors import NotFound
 
 jobs = Table(
