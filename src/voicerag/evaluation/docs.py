@@ -56,6 +56,14 @@ def contains_any(answer: str, needles: list[str]) -> bool:
     return False
 
 
+def answered_right(question: dict[str, Any], found: bool, text: str) -> bool:
+    """The set's rule for one answer: an answerable question is right when an answer was found and its text holds
+    one of ``must_contain``; an unanswerable one when none was found."""
+    if not question["answerable"]:
+        return not found
+    return found and contains_any(text, question.get("must_contain") or [])
+
+
 def load_questions(folder: Path) -> list[dict[str, Any]]:
     path = folder / "questions.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

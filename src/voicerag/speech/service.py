@@ -71,14 +71,12 @@ class SpeechService:
         """Transcribe an audio file; cached by the file's content hash, the prompt, the model and the language."""
         self.limits.check_size(data)  # before hashing it
         digest = hashlib.sha256(data).hexdigest()
-        if prompt:
-            digest = hashlib.sha256(f"{digest}\n{prompt}".encode()).hexdigest()
 
         async def compute() -> Transcript:
             audio = await self.decode(data, timings)
             return await self.transcribe(audio, language, timings, cache=False, prompt=prompt)
 
-        return await self._cached_transcript(digest, language, compute, timings)
+        return await self._cached_transcript(digest, language, prompt, compute, timings)
 
     async def transcribe(
         self,
@@ -102,15 +100,15 @@ class SpeechService:
         if not cache:
             return await compute()
         digest = hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
-        if prompt:  # the same samples heard with another prompt may read otherwise
-            digest = hashlib.sha256(f"{digest}\n{prompt}".encode()).hexdigest()
-        return await self._cached_transcript(digest, language, compute, timings)
+        return await self._cached_transcript(digest, language, prompt, compute, timings)
 
     async def _cached_transcript(
-        self, digest: str, language: str | None, compute: Any, timings: dict[str, float] | None
+        self, digest: str, language: str | None, prompt: str | None, compute: Any, timings: dict[str, float] | None
     ) -> Transcript:
+        """The transcript cached under the audio's hash, the model, the language and the prompt (the same audio
+        heard with another prompt may read otherwise; without one, the key is what it always was)."""
         language = language or self.settings.stt_language
-        key = (digest, self.transcriber.signature, language)
+        key = (digest, self.transcriber.signature, language, *((prompt,) if prompt else ()))
         with self.metrics.stage("stt_total", timings):
             transcript, hit = await self.cache.get_or_compute(
                 "stt",

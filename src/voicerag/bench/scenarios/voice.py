@@ -120,13 +120,11 @@ async def _docs_turns(url: str, docs_set: _DocsSet, record: Record) -> None:
     evaluation scores a typed one, beside the same questions typed to the same server."""
     import jiwer
 
-    from voicerag.evaluation.docs import contains_any
+    from voicerag.evaluation.docs import answered_right
     from voicerag.evaluation.stt import normalizer
 
     def right(question: dict[str, Any], answer: dict[str, Any]) -> bool:
-        if not question["answerable"]:
-            return not answer.get("found", True)
-        return bool(answer.get("found")) and contains_any(answer.get("answer", ""), question.get("must_contain") or [])
+        return answered_right(question, bool(answer.get("found")), answer.get("answer", ""))
 
     async with httpx.AsyncClient(timeout=120) as client:
         typed = []
